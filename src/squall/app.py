@@ -1,0 +1,79 @@
+"""The HTTP application: wires settings, database, storage and every domain's routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from squall import __version__
+from squall.db import Database
+from squall.delivery.routes import router as delivery_router
+from squall.errors import SquallError
+from squall.jobs.routes import router as jobs_router
+from squall.logging import get_logger
+from squall.metering.metrics import UsageCollector
+from squall.metering.routes import router as metering_router
+from squall.settings import Settings, get_settings
+from squall.storage.base import Storage
+from squall.storage.factory import make_storage
+from squall.validation import describe_validation_error
+
+log = get_logger("squall.app")
+
+
+def create_app(
+    settings: Settings | None = None, db: Database | None = None, storage: Storage | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Squall",
+        version=__version__,
+        description="Self-hosted, multi-tenant media ingest API with exact usage metering "
+        "(Tornado-compatible). Authenticate with the `x-api-key` header.",
+    )
+    app.state.settings = settings
+    app.state.db = db or Database(settings.resolved_database_url)
+    app.state.storage = storage or make_storage(settings)
+    settings.resolved_secret_key()  # create it now, not inside the first request
+
+    registry = CollectorRegistry()
+    registry.register(UsageCollector(app.state.db))
+
+    @app.exception_handler(SquallError)
+    async def _squall_error(_request: Request, exc: SquallError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": describe_validation_error(exc.errors())}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        return JSONResponse({"error": "Internal server error"}, status_code=500)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    app.include_router(jobs_router)
+    app.include_router(metering_router)
+    app.include_router(delivery_router)
+    return app

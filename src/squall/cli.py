@@ -1,0 +1,200 @@
+"""The ``squall`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from squall.settings import MB, get_settings
+
+app = typer.Typer(
+    help="Squall: self-hosted media ingest API with exact usage metering.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+usage_app = typer.Typer(help="Usage metering.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(usage_app, name="usage")
+
+GB = 1024**3
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Embedded worker processes (0 = API only).")] = 2,
+) -> None:
+    """Migrate, then run the API and dashboard with N embedded worker processes."""
+    import uvicorn
+
+    from squall.app import create_app
+    from squall.bootstrap import ensure_first_key
+    from squall.db.migrate import upgrade
+    from squall.logging import configure_logging
+
+    configure_logging()
+    settings = get_settings()
+    if "public_url" not in settings.model_fields_set:  # links should point at this server
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        settings.public_url = f"http://{shown}:{port}"
+    upgrade(settings.resolved_database_url)
+    ensure_first_key(settings, host=host, port=port)
+    children = [
+        subprocess.Popen([sys.executable, "-m", "squall", "worker"], env=os.environ.copy())
+        for _ in range(workers)
+    ]
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    finally:
+        for child in children:
+            child.terminate()
+        deadline = time.monotonic() + 10
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once in this process.")] = 1,
+) -> None:
+    """Run a worker only (for scale-out machines sharing one database and bucket)."""
+    from squall.logging import configure_logging
+    from squall.worker import run_worker
+
+    configure_logging()
+    run_worker(get_settings(), concurrency=concurrency)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations."""
+    from squall.db.migrate import upgrade
+
+    upgrade(get_settings().resolved_database_url)
+    typer.echo("database is up to date")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Client name shown in /usage.")],
+    key_type: Annotated[str | None, typer.Option("--type", help="unlimited, trial or stripe.")] = None,
+    storage_limit_gb: Annotated[float | None, typer.Option(help="Storage quota (makes a trial key).")] = None,
+    max_resolution: Annotated[int | None, typer.Option(help="Cap on the output's shorter side.")] = None,
+    max_duration_seconds: Annotated[int | None, typer.Option(help="Longest video accepted.")] = None,
+    max_filesize_mb: Annotated[float | None, typer.Option(help="Largest output accepted.")] = None,
+    stripe_subscription: Annotated[str | None, typer.Option(help="Stripe subscription id (sub_...).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from squall.bootstrap import open_database
+    from squall.errors import SquallError
+    from squall.keys.service import KeyLimits, create_key
+
+    settings = get_settings()
+    limits = KeyLimits(
+        storage_limit_bytes=None if storage_limit_gb is None else round(storage_limit_gb * GB),
+        max_resolution=max_resolution,
+        max_duration_seconds=max_duration_seconds,
+        max_filesize_bytes=None if max_filesize_mb is None else round(max_filesize_mb * MB),
+    )
+    db = open_database(settings)
+    try:
+        with db.write() as session:
+            new = create_key(
+                session,
+                pepper=settings.resolved_secret_key(),
+                name=name,
+                key_type=key_type,
+                limits=limits,
+                stripe_subscription_id=stripe_subscription,
+            )
+    except SquallError as exc:
+        raise _fail(exc.message) from None
+    if as_json:
+        typer.echo(json.dumps({"api_key": new.api_key, "client_name": new.client_name, "id": new.id}))
+    else:
+        typer.echo(
+            f"Created key {new.id} for {new.client_name}:\n\n  {new.api_key}\n\nIt is shown only once."
+        )
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List keys (never the secrets)."""
+    from squall.bootstrap import open_database
+    from squall.keys.service import list_keys
+
+    with open_database(get_settings()).read() as session:
+        rows = [
+            {
+                "id": key.id,
+                "client_name": key.client_name,
+                "type": key.key_type,
+                "prefix": key.key_prefix,
+                "storage_limit_gb": None if limit is None else limit / GB,
+                "max_resolution": key.max_resolution,
+                "max_duration_seconds": key.max_duration_seconds,
+                "max_filesize_bytes": key.max_filesize_bytes,
+                "created_at": key.created_at,
+                "revoked": key.revoked_at is not None,
+            }
+            for key, limit in list_keys(session)
+        ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for row in rows:
+        state = "revoked" if row["revoked"] else "active"
+        typer.echo(f"{row['id']}  {row['prefix']}…  {row['type']:<9}  {state:<7}  {row['client_name']}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key: it stops working at once."""
+    from squall.bootstrap import open_database
+    from squall.errors import SquallError
+    from squall.keys.service import revoke_key
+
+    try:
+        with open_database(get_settings()).write() as session:
+            revoke_key(session, key_id)
+    except SquallError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(f"revoked {key_id}")
+
+
+@usage_app.command("verify")
+def usage_verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recompute counters and rollups from the ledger; exit 1 on drift."""
+    from squall.bootstrap import open_database
+    from squall.metering.verify import verify
+
+    with open_database(get_settings()).read() as session:
+        report = verify(session)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    else:
+        typer.echo(report.as_text())
+    raise typer.Exit(1 if report.drift else 0)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Delivery of stored media over signed, expiring URLs."""

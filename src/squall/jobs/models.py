@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from squall.db.base import Base, new_id
+
+PENDING, PROCESSING, COMPLETED, FAILED, WARNING, SKIPPED = (
+    "Pending",
+    "Processing",
+    "Completed",
+    "Failed",
+    "Warning",
+    "Skipped",
+)
+ENDED_WITHOUT_OUTPUT = (FAILED, WARNING, SKIPPED)
+ACTIVE = (PENDING, PROCESSING)
+
+
+class Job(Base):
+    """One ingest job. It is also the queue entry: ``attempt`` is the fencing token of the
+    lease, and ``reserved_bytes`` is the storage it holds against the key's quota."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    url: Mapped[str] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    step: Mapped[str] = mapped_column(String(16), default="Queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    error_type: Mapped[str | None] = mapped_column(String(16))
+    retry_of: Mapped[str | None] = mapped_column(String(36))
+
+    # Queue and lease.
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    run_after: Mapped[int] = mapped_column(BigInteger)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    # Timestamps (ms since epoch).
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+
+    # Output and measurements.
+    output_key: Mapped[str | None] = mapped_column(Text)
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    downloaded_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    title: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_jobs_key_created", "key_id", "created_at"),
+        Index("ix_jobs_key_status", "key_id", "status"),
+        Index("ix_jobs_key_finished", "key_id", "finished_at"),
+        # Only waiting jobs are in the queue index, so it stays small however long history is.
+        Index(
+            "ix_jobs_queue",
+            text("priority DESC"),
+            "created_at",
+            postgresql_where=text("status = 'Pending'"),
+            sqlite_where=text("status = 'Pending'"),
+        ),
+        Index(
+            "ix_jobs_leases",
+            "lease_expires_at",
+            postgresql_where=text("status = 'Processing'"),
+            sqlite_where=text("status = 'Processing'"),
+        ),
+    )

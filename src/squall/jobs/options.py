@@ -1,0 +1,250 @@
+"""The POST /jobs body: every field of the Tornado API, validated with messages a person
+understands. Combinations that no container can hold are refused here, before any work."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+VIDEO_FORMATS = ("mp4", "mkv", "webm", "mov")
+AUDIO_FORMATS = ("m4a", "mp3", "ogg", "opus")
+VIDEO_CODECS = ("copy", "h264", "h265", "vp9")
+AUDIO_CODECS = ("copy", "aac", "opus", "mp3")
+AUDIO_BITRATES = ("64k", "128k", "192k", "256k", "320k")
+QUALITY_PRESETS = ("highest", "high", "medium", "low", "lowest")
+RESOLUTIONS = ("best", "2160", "1440", "1080", "720", "480", "360")
+
+# Which codecs each container can hold ("copy" is checked against the source later).
+CONTAINER_VIDEO = {
+    "mp4": {"h264", "h265", "vp9"},
+    "mov": {"h264", "h265"},
+    "mkv": {"h264", "h265", "vp9"},
+    "webm": {"vp9"},
+}
+CONTAINER_AUDIO = {
+    "mp4": {"aac", "mp3", "opus"},
+    "mov": {"aac", "mp3"},
+    "mkv": {"aac", "mp3", "opus"},
+    "webm": {"opus"},
+    "m4a": {"aac"},
+    "mp3": {"mp3"},
+    "ogg": {"opus"},
+    "opus": {"opus"},
+}
+
+_TIMESTAMP = re.compile(r"^(?:(\d+):)?(?:(\d{1,2}):)?(\d+(?:\.\d+)?)$")
+
+
+def parse_timestamp(value: str, field: str) -> float:
+    """``HH:MM:SS``, ``MM:SS`` or seconds (decimals allowed) -> seconds."""
+    text = value.strip()
+    match = _TIMESTAMP.match(text)
+    if not match:
+        raise ValueError(f"{field} '{value}' is not a valid timestamp: use HH:MM:SS, MM:SS or seconds")
+    parts = [float(p) for p in text.split(":")]
+    if any(p >= 60 for p in parts[1:]):
+        raise ValueError(f"{field} '{value}' is not a valid timestamp: minutes and seconds must be below 60")
+    seconds = 0.0
+    for part in parts:
+        seconds = seconds * 60 + part
+    return seconds
+
+
+def _check_path_part(value: str, what: str, limit: int) -> str:
+    if len(value) > limit:
+        raise ValueError(f"{what} too long (max {limit} characters)")
+    if "\x00" in value:
+        raise ValueError(f"{what} cannot contain null bytes")
+    if ".." in value:
+        raise ValueError(f"{what} cannot contain '..'")
+    return value
+
+
+class JobOptions(BaseModel):
+    """Everything a client may send to POST /jobs (and that a retry repeats)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    url: str = Field(max_length=4096)
+    format: str | None = None
+    video_codec: str = "copy"
+    audio_codec: str = "copy"
+    audio_bitrate: str = "192k"
+    video_quality: int | None = None
+    quality_preset: str | None = None
+    max_resolution: str = "best"
+    clip_start: str | None = None
+    clip_end: str | None = None
+    audio_only: bool = False
+    download_subtitles: bool = False
+    download_thumbnail: bool = False
+    filename: str | None = None
+    folder: str | None = None
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    enable_progress_webhook: bool = False
+    live_recording: bool | None = None
+    live_from_start: bool = False
+    wait_for_video: bool = False
+    max_duration: int | None = None
+    storage: dict[str, Any] | None = None
+    paused: bool = False
+    priority: int = 5
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("url cannot be empty")
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        if value is not None and value not in VIDEO_FORMATS + AUDIO_FORMATS:
+            allowed = ", ".join(VIDEO_FORMATS + AUDIO_FORMATS)
+            raise ValueError(f"Invalid format '{value}'. Allowed: {allowed}")
+        return value
+
+    @field_validator("video_codec")
+    @classmethod
+    def _video_codec(cls, value: str) -> str:
+        if value not in VIDEO_CODECS:
+            raise ValueError(f"Invalid video_codec '{value}'. Allowed: {', '.join(VIDEO_CODECS)}")
+        return value
+
+    @field_validator("audio_codec")
+    @classmethod
+    def _audio_codec(cls, value: str) -> str:
+        if value not in AUDIO_CODECS:
+            raise ValueError(f"Invalid audio_codec '{value}'. Allowed: {', '.join(AUDIO_CODECS)}")
+        return value
+
+    @field_validator("audio_bitrate")
+    @classmethod
+    def _audio_bitrate(cls, value: str) -> str:
+        if value not in AUDIO_BITRATES:
+            raise ValueError(f"Invalid audio_bitrate '{value}'. Allowed: {', '.join(AUDIO_BITRATES)}")
+        return value
+
+    @field_validator("video_quality")
+    @classmethod
+    def _video_quality(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= 51:
+            raise ValueError("video_quality must be a CRF value from 0 (best) to 51 (smallest)")
+        return value
+
+    @field_validator("quality_preset")
+    @classmethod
+    def _quality_preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in QUALITY_PRESETS:
+            raise ValueError(f"Invalid quality_preset '{value}'. Allowed: {', '.join(QUALITY_PRESETS)}")
+        return value
+
+    @field_validator("max_resolution", mode="before")
+    @classmethod
+    def _max_resolution(cls, value: Any) -> str:
+        text = str(value).removesuffix("p") if isinstance(value, int | str) else value
+        if text not in RESOLUTIONS:
+            raise ValueError(f"Invalid max_resolution '{value}'. Allowed: {', '.join(RESOLUTIONS)}")
+        return str(text)
+
+    @field_validator("filename")
+    @classmethod
+    def _filename(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _check_path_part(value, "Filename", 255)
+        if "/" in value or "\\" in value:
+            raise ValueError("Filename cannot contain '/' or '\\'")
+        if not value.strip():
+            raise ValueError("Filename cannot be empty")
+        return value
+
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _check_path_part(value, "Folder name", 200)
+        if not value.strip():
+            raise ValueError("Folder name cannot be empty or whitespace")
+        if value.startswith(("/", "\\")):
+            raise ValueError("Folder name cannot start with '/' or '\\'")
+        return value
+
+    @field_validator("max_duration")
+    @classmethod
+    def _max_duration(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError("max_duration must be a positive number of seconds")
+        return value
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, value: int) -> int:
+        if not 0 <= value <= 10:
+            raise ValueError("priority must be an integer from 0 (lowest) to 10 (highest)")
+        return value
+
+    @model_validator(mode="after")
+    def _combinations(self) -> JobOptions:
+        start = parse_timestamp(self.clip_start, "clip_start") if self.clip_start else None
+        end = parse_timestamp(self.clip_end, "clip_end") if self.clip_end else None
+        if start is not None and end is not None and end <= start:
+            raise ValueError("clip_end must be greater than clip_start")
+        fmt = self.resolved_format
+        if self.audio_only or fmt in AUDIO_FORMATS:
+            if fmt in VIDEO_FORMATS and self.audio_only:
+                raise ValueError(
+                    f"Format '{fmt}' is a video container; with audio_only use m4a, mp3, ogg or opus"
+                )
+            if not self.audio_only:
+                raise ValueError(
+                    f"Format '{fmt}' is audio-only: set audio_only to true or pick mp4, mkv, webm or mov"
+                )
+            if self.video_codec != "copy":
+                raise ValueError("video_codec cannot be set with audio_only (there is no video to encode)")
+        elif self.video_codec != "copy" and self.video_codec not in CONTAINER_VIDEO[fmt]:
+            allowed = ", ".join(sorted(CONTAINER_VIDEO[fmt]))
+            raise ValueError(f"Video codec '{self.video_codec}' cannot be stored in {fmt} (use {allowed})")
+        if self.audio_codec != "copy" and self.audio_codec not in CONTAINER_AUDIO[fmt]:
+            allowed = ", ".join(sorted(CONTAINER_AUDIO[fmt]))
+            raise ValueError(f"Audio codec '{self.audio_codec}' cannot be stored in {fmt} (use {allowed})")
+        return self
+
+    @property
+    def resolved_format(self) -> str:
+        return self.format or ("m4a" if self.audio_only else "mp4")
+
+    def features_in_use(self) -> list[str]:
+        """Options that change the output beyond a stream-copy remux (in request order)."""
+        used: list[str] = []
+        if self.resolved_format not in ("mp4", "mkv"):
+            used.append(f"format '{self.resolved_format}'")
+        checks: list[tuple[str, bool]] = [
+            ("video_codec", self.video_codec != "copy"),
+            ("audio_codec", self.audio_codec != "copy"),
+            ("video_quality", self.video_quality is not None and self.video_codec != "copy"),
+            ("quality_preset", self.quality_preset is not None),
+            ("max_resolution", self.max_resolution != "best"),
+            ("clip_start", self.clip_start is not None),
+            ("clip_end", self.clip_end is not None),
+            ("audio_only", self.audio_only),
+            ("download_subtitles", self.download_subtitles),
+            ("download_thumbnail", self.download_thumbnail),
+            ("webhook_url", self.webhook_url is not None),
+            ("enable_progress_webhook", self.enable_progress_webhook),
+            ("live_recording", bool(self.live_recording)),
+            ("live_from_start", self.live_from_start),
+            ("wait_for_video", self.wait_for_video),
+            ("max_duration", self.max_duration is not None),
+            ("storage", self.storage is not None),
+            ("paused", self.paused),
+        ]
+        return used + [name for name, on in checks if on]
+
+
+Status = Literal["pending", "processing", "completed", "failed", "warning", "skipped"]

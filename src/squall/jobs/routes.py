@@ -1,0 +1,99 @@
+"""HTTP routes for jobs (Tornado-compatible)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from squall.clock import now_ms
+from squall.errors import BadRequest
+from squall.http import DatabaseDep, SettingsDep
+from squall.jobs import service
+from squall.jobs.options import JobOptions
+from squall.jobs.views import download_url, job_detail, job_summary
+from squall.keys.auth import CurrentKey
+from squall.pipeline.urlguard import check_url
+
+router = APIRouter(tags=["jobs"])
+
+
+def refuse_unsupported(options: JobOptions) -> None:
+    """Options this server cannot honour yet are refused, never silently ignored."""
+    unsupported = options.features_in_use()
+    if unsupported:
+        verb = "is" if len(unsupported) == 1 else "are"
+        raise BadRequest(
+            f"{', '.join(unsupported)} {verb} not supported by this server yet: "
+            "it stores the source as mp4 or mkv by stream copy"
+        )
+
+
+@router.post("/jobs", summary="Create a job")
+def create_job(
+    options: JobOptions, key: CurrentKey, db: DatabaseDep, settings: SettingsDep
+) -> dict[str, Any]:
+    refuse_unsupported(options)
+    check_url(options.url, allow_private=settings.allow_private_urls, what="url")
+    with db.write() as session:
+        job = service.create_job(
+            session,
+            key,
+            options,
+            now=now_ms(),
+            reservation_bytes=settings.default_reservation_bytes,
+            max_attempts=settings.max_attempts,
+        )
+    return {"job_id": job.id}
+
+
+@router.get("/jobs", summary="List jobs, newest first")
+def list_jobs(
+    key: CurrentKey,
+    db: DatabaseDep,
+    limit: int = Query(20, ge=1, le=100),
+    offset: int = Query(0, ge=0),
+    status: str | None = None,
+) -> dict[str, Any]:
+    with db.read() as session:
+        jobs, total, _ = service.list_jobs(session, key.id, status=status, limit=limit, offset=offset)
+        return {
+            "jobs": [job_summary(j) for j in jobs],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+
+
+@router.get("/jobs/{job_id}", summary="Job status and details")
+def get_job(job_id: str, key: CurrentKey, db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
+    with db.read() as session:
+        job = service.get_job(session, key.id, job_id)
+        url = download_url(
+            job,
+            public_url=settings.public_url,
+            secret=settings.resolved_secret_key(),
+            now_s=now_ms() // 1000,
+        )
+        return job_detail(job, url=url)
+
+
+@router.delete("/jobs/{job_id}", summary="Cancel a pending job")
+def cancel_job(job_id: str, key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
+    with db.write() as session:
+        job = service.cancel_job(session, key.id, job_id, now=now_ms())
+    return {"message": "Job cancelled successfully", "job_id": job.id}
+
+
+@router.post("/jobs/{job_id}/retry", summary="Retry a failed job as a new job")
+def retry_job(job_id: str, key: CurrentKey, db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
+    with db.write() as session:
+        job = service.retry_job(
+            session,
+            key,
+            job_id,
+            now=now_ms(),
+            reservation_bytes=settings.default_reservation_bytes,
+            max_attempts=settings.max_attempts,
+        )
+    return {"job_id": job.id, "original_job_id": job_id, "message": "Job re-queued successfully"}

@@ -1,0 +1,307 @@
+"""Job lifecycle. Every function takes a session and never commits: the request, worker
+step or CLI command that opened the session commits, so a job's state, its reservation, its
+counters and its usage events always change together."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from squall.errors import BadRequest, JobFailure, NotFound
+from squall.jobs import queue
+from squall.jobs.models import COMPLETED, FAILED, PENDING, PROCESSING, WARNING, Job
+from squall.jobs.options import JobOptions
+from squall.jobs.queue import ClaimedJob, fenced
+from squall.keys.service import AuthenticatedKey
+from squall.metering import counters, ledger
+from squall.metering.ledger import Usage
+from squall.pipeline.spec import PipelineResult
+
+CANCELLED_MESSAGE = "Job cancelled by user"
+STATUS_FILTERS = {"pending", "processing", "completed", "failed", "warning", "skipped"}
+
+
+def create_job(
+    session: Session,
+    key: AuthenticatedKey,
+    options: JobOptions,
+    *,
+    now: int,
+    reservation_bytes: int,
+    max_attempts: int,
+    retry_of: str | None = None,
+) -> Job:
+    """Admit one job: reserve storage (403 if it does not fit), count it, queue it."""
+    counters.admit_jobs(session, key.id, 1, reservation_bytes)
+    job = Job(
+        key_id=key.id,
+        url=options.url,
+        options=options.model_dump(mode="json", exclude_defaults=True),
+        priority=options.priority,
+        status=PENDING,
+        step="Queued",
+        attempt=0,
+        max_attempts=max_attempts,
+        run_after=now,
+        reserved_bytes=reservation_bytes,
+        created_at=now,
+        retry_of=retry_of,
+    )
+    session.add(job)
+    session.flush()
+    ledger.record(
+        session,
+        key_id=key.id,
+        job_id=job.id,
+        at_ms=now,
+        events=[Usage(ledger.JOBS_CREATED, 1)],
+        dedupe_prefix=job.id,
+    )
+    return job
+
+
+def get_job(session: Session, key_id: str, job_id: str) -> Job:
+    job = session.get(Job, job_id) if _looks_like_id(job_id) else None
+    if job is None or job.key_id != key_id:  # another key's job does not exist for you
+        raise NotFound("Job not found")
+    return job
+
+
+def _looks_like_id(value: str) -> bool:
+    return len(value) == 36 and value.count("-") == 4
+
+
+def list_jobs(
+    session: Session, key_id: str, *, status: str | None, limit: int, offset: int
+) -> tuple[list[Job], int, int]:
+    """A page of jobs, newest first, with the total of all the key's jobs and the total
+    matching the filter."""
+    query = select(Job).where(Job.key_id == key_id)
+    c = counters.get_counters(session, key_id)  # O(1) total, however long the history
+    total = c.jobs_pending + c.jobs_processing + c.jobs_completed + c.jobs_failed
+    matching = total
+    if status is not None:
+        if status not in STATUS_FILTERS:
+            raise BadRequest(
+                f"Invalid status filter '{status}'. Allowed: {', '.join(sorted(STATUS_FILTERS))}"
+            )
+        query = query.where(Job.status == status.capitalize())
+        matching = session.execute(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.key_id == key_id, Job.status == status.capitalize())
+        ).scalar_one()
+    rows = session.execute(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset))
+    return list(rows.scalars()), total, matching
+
+
+def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
+    """Cancel a job that is still waiting in the queue."""
+    job = get_job(session, key_id, job_id)
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status == PENDING)
+        .values(
+            status=FAILED,
+            step="Finished",
+            error=CANCELLED_MESSAGE,
+            error_type="error",
+            finished_at=now,
+            reserved_bytes=0,
+        )
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise BadRequest("Job cannot be cancelled (not in queue or already processing)")
+    counters.move_job(
+        session, key_id, from_status=PENDING, to_status=FAILED, release_bytes=job.reserved_bytes
+    )
+    _record_outcome(session, job, FAILED, now)
+    session.refresh(job)
+    return job
+
+
+def complete_job(session: Session, claimed: ClaimedJob, done: PipelineResult, *, now: int) -> bool:
+    """Commit a finished run, fenced by the attempt. False: the lease was lost, nothing changed."""
+    reserved = _current_reservation(session, claimed)
+    if reserved is None:
+        return False
+    session.execute(
+        update(Job)
+        .where(fenced(claimed.id, claimed.attempt))
+        .values(
+            status=COMPLETED,
+            step="Finished",
+            finished_at=now,
+            reserved_bytes=0,
+            lease_owner=None,
+            lease_expires_at=None,
+            output_key=done.output_key,
+            file_size=done.file_size,
+            downloaded_bytes=done.downloaded_bytes,
+            duration_seconds=done.duration_seconds,
+            width=done.width,
+            height=done.height,
+            title=done.title,
+            details=done.details,
+        )
+    )
+    counters.move_job(
+        session,
+        claimed.key_id,
+        from_status=PROCESSING,
+        to_status=COMPLETED,
+        release_bytes=reserved,
+        used_bytes=done.file_size,
+    )
+    started = session.execute(select(Job.started_at).where(Job.id == claimed.id)).scalar_one()
+    ledger.record(
+        session,
+        key_id=claimed.key_id,
+        job_id=claimed.id,
+        at_ms=now,
+        events=[
+            Usage(ledger.JOBS_COMPLETED, 1),
+            Usage(ledger.BYTES_UPLOADED, done.file_size),
+            Usage(ledger.BYTES_DOWNLOADED, done.downloaded_bytes),
+            Usage(ledger.PROCESSING_MS, max(0, now - (started or now))),
+        ],
+        dedupe_prefix=claimed.id,
+    )
+    return True
+
+
+def fail_job(
+    session: Session, claimed: ClaimedJob, failure: JobFailure, *, now: int, retry_at: int | None
+) -> bool:
+    """End a run that produced no output: back to the queue when the failure is retryable and
+    attempts remain (``retry_at``), else a final Failed/Warning/Skipped. Fenced by attempt."""
+    reserved = _current_reservation(session, claimed)
+    if reserved is None:
+        return False
+    if retry_at is not None:
+        session.execute(
+            update(Job)
+            .where(fenced(claimed.id, claimed.attempt))
+            .values(
+                status=PENDING,
+                step="Queued",
+                run_after=retry_at,
+                lease_owner=None,
+                lease_expires_at=None,
+                error=failure.message,
+            )
+        )
+        counters.move_job(session, claimed.key_id, from_status=PROCESSING, to_status=PENDING)
+        return True
+    end_without_output(session, claimed.id, claimed.key_id, claimed.attempt, reserved, failure, now=now)
+    return True
+
+
+def end_without_output(
+    session: Session,
+    job_id: str,
+    key_id: str,
+    attempt: int,
+    reserved: int,
+    failure: JobFailure,
+    *,
+    now: int,
+) -> None:
+    """Final state for a job with no output: release its reservation, bill nothing."""
+    session.execute(
+        update(Job)
+        .where(fenced(job_id, attempt))
+        .values(
+            status=failure.outcome,
+            step="Finished",
+            error=failure.message,
+            error_type=failure.error_type,
+            finished_at=now,
+            reserved_bytes=0,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+    counters.move_job(
+        session, key_id, from_status=PROCESSING, to_status=failure.outcome, release_bytes=reserved
+    )
+    ledger.record(
+        session,
+        key_id=key_id,
+        job_id=job_id,
+        at_ms=now,
+        events=[Usage(ledger.JOBS_FAILED, 1)],
+        dedupe_prefix=job_id,
+    )
+
+
+def _record_outcome(session: Session, job: Job, status: str, now: int) -> None:
+    metric = ledger.JOBS_COMPLETED if status == COMPLETED else ledger.JOBS_FAILED
+    ledger.record(
+        session,
+        key_id=job.key_id,
+        job_id=job.id,
+        at_ms=now,
+        events=[Usage(metric, 1)],
+        dedupe_prefix=job.id,
+    )
+
+
+def _current_reservation(session: Session, claimed: ClaimedJob) -> int | None:
+    """The job's reservation if this attempt still owns it (row locked on PostgreSQL)."""
+    return session.execute(
+        select(Job.reserved_bytes).where(fenced(claimed.id, claimed.attempt)).with_for_update()
+    ).scalar_one_or_none()
+
+
+def grow_job_reservation(session: Session, claimed: ClaimedJob, needed_bytes: int) -> bool | None:
+    """Make the job's reservation at least ``needed_bytes``. None: lease lost; False: over quota."""
+    reserved = _current_reservation(session, claimed)
+    if reserved is None:
+        return None
+    if needed_bytes <= reserved:
+        return True
+    if not counters.grow_reservation(session, claimed.key_id, needed_bytes - reserved):
+        return False
+    session.execute(
+        update(Job).where(fenced(claimed.id, claimed.attempt)).values(reserved_bytes=needed_bytes)
+    )
+    return True
+
+
+def retry_job(
+    session: Session,
+    key: AuthenticatedKey,
+    job_id: str,
+    *,
+    now: int,
+    reservation_bytes: int,
+    max_attempts: int,
+) -> Job:
+    original = get_job(session, key.id, job_id)
+    if original.status not in (FAILED, WARNING):
+        raise BadRequest("Only failed jobs can be retried")
+    options = JobOptions.model_validate({"url": original.url, **original.options})
+    return create_job(
+        session,
+        key,
+        options,
+        now=now,
+        reservation_bytes=reservation_bytes,
+        max_attempts=max_attempts,
+        retry_of=original.id,
+    )
+
+
+def reap_expired(session: Session, *, now: int) -> int:
+    """Requeue jobs whose lease ran out (a worker died or stalled), or end them once their
+    attempts are used up, releasing the reservation. Returns how many were handled."""
+    handled = 0
+    for job in queue.expired_leases(session, now=now):
+        if job.attempt >= job.max_attempts:
+            failure = JobFailure(f"The job was interrupted {job.attempt} times and was given up")
+            end_without_output(session, job.id, job.key_id, job.attempt, job.reserved_bytes, failure, now=now)
+        else:
+            queue.requeue(session, job, run_after=now)
+        handled += 1
+    return handled

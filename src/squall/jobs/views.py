@@ -1,0 +1,88 @@
+"""Job JSON in the Tornado shape: capitalised statuses, millisecond timestamps, fields present
+only when they mean something."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from squall.jobs.models import COMPLETED, ENDED_WITHOUT_OUTPUT, Job
+from squall.storage.signing import signed_url
+
+TIMING_FIELDS = (
+    "queue_wait_ms",
+    "download_duration_ms",
+    "mux_duration_ms",
+    "upload_duration_ms",
+    "total_duration_ms",
+    "download_speed_mbps",
+    "upload_speed_mbps",
+)
+DETAIL_FIELDS = (
+    *TIMING_FIELDS,
+    "native_video_codec",
+    "native_audio_codec",
+    "actual_quality",
+    "description",
+    "release_date",
+)
+
+
+def sanitize_error(message: str | None) -> str | None:
+    if message is None:
+        return None
+    for name in ("yt-dlp", "YT-DLP", "yt_dlp", "youtube-dl"):
+        message = message.replace(name, "downloader")
+    return message
+
+
+def download_url(job: Job, *, public_url: str, secret: str, now_s: int) -> str | None:
+    if job.status != COMPLETED or not job.output_key:
+        return None
+    name = job.output_key.rsplit("/", 1)[-1]
+    return signed_url(public_url, job.id, name, secret=secret, now_s=now_s)
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    """The list shape (GET /jobs, GET /dashboard/jobs)."""
+    return {
+        "id": job.id,
+        "url": job.url,
+        "status": job.status,
+        "step": job.step,
+        "s3_key": job.output_key,
+        "error": sanitize_error(job.error) if job.status in ENDED_WITHOUT_OUTPUT else None,
+        "error_type": job.error_type,
+        "priority": job.priority,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "file_size": job.file_size,
+        "batch_id": None,
+    }
+
+
+def job_detail(job: Job, *, url: str | None) -> dict[str, Any]:
+    """The GET /jobs/{id} shape."""
+    body = job_summary(job)
+    options = job.options
+    body.update(
+        {
+            "s3_url": url,
+            "download_url": url,
+            "folder": options.get("folder"),
+            "filename": options.get("filename"),
+            "format": options.get("format", "m4a" if options.get("audio_only") else "mp4"),
+            "requested_quality": options.get("max_resolution", "best"),
+            "attempt": job.attempt,
+            "retry_of": job.retry_of,
+            "started_at": job.started_at,
+        }
+    )
+    if job.status == COMPLETED:
+        body["title"] = job.title
+        body["duration_seconds"] = job.duration_seconds
+        body["width"] = job.width
+        body["height"] = job.height
+        for name in DETAIL_FIELDS:
+            if job.details and name in job.details:
+                body[name] = job.details[name]
+    return body

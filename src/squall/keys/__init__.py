@@ -1,0 +1,1 @@
+"""Clients and their API keys: generation, hashing, authentication and per-key limits."""

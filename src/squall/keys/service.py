@@ -1,0 +1,140 @@
+"""Key generation, hashing and lookup. Keys have ~238 bits of entropy, so a keyed SHA-256
+(HMAC with the server secret as pepper) is the right hash: a slow password hash would add
+latency to every request and no security."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from squall.clock import now_ms
+from squall.errors import BadRequest, NotFound
+from squall.keys.models import ApiKey
+from squall.metering import counters
+
+KEY_TYPES = ("unlimited", "trial", "stripe")
+RESOLUTIONS = (2160, 1440, 1080, 720, 480, 360)
+_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    storage_limit_bytes: int | None = None
+    max_resolution: int | None = None
+    max_duration_seconds: int | None = None
+    max_filesize_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class AuthenticatedKey:
+    id: str
+    client_name: str
+    key_type: str
+    max_resolution: int | None
+    max_duration_seconds: int | None
+    max_filesize_bytes: int | None
+    stripe_subscription_id: str | None
+
+
+@dataclass(frozen=True)
+class NewKey:
+    id: str
+    api_key: str
+    client_name: str
+
+
+def generate_secret() -> str:
+    return "sk_" + "".join(secrets.choice(_ALPHABET) for _ in range(40))
+
+
+def hash_key(api_key: str, pepper: str) -> str:
+    return hmac.new(pepper.encode(), api_key.encode(), hashlib.sha256).hexdigest()
+
+
+def create_key(
+    session: Session,
+    *,
+    pepper: str,
+    name: str,
+    key_type: str | None = None,
+    limits: KeyLimits = KeyLimits(),
+    stripe_subscription_id: str | None = None,
+) -> NewKey:
+    if not name.strip():
+        raise BadRequest("Client name cannot be empty")
+    if key_type is None:  # a storage limit is what makes a trial key
+        key_type = "trial" if limits.storage_limit_bytes is not None else "unlimited"
+    if key_type not in KEY_TYPES:
+        raise BadRequest(f"Key type must be one of {', '.join(KEY_TYPES)}")
+    if key_type == "trial" and limits.storage_limit_bytes is None:
+        raise BadRequest("A trial key needs a storage limit (--storage-limit-gb)")
+    if key_type != "trial" and limits.storage_limit_bytes is not None:
+        raise BadRequest("Only trial keys have a storage limit; use --type trial")
+    if key_type == "stripe" and not stripe_subscription_id:
+        raise BadRequest("A stripe key needs --stripe-subscription")
+    if limits.max_resolution is not None and limits.max_resolution not in RESOLUTIONS:
+        allowed = ", ".join(str(r) for r in RESOLUTIONS)
+        raise BadRequest(f"Max resolution must be one of {allowed}")
+    secret = generate_secret()
+    key = ApiKey(
+        client_name=name.strip(),
+        key_hash=hash_key(secret, pepper),
+        key_prefix=secret[:10],
+        key_type=key_type,
+        max_resolution=limits.max_resolution,
+        max_duration_seconds=limits.max_duration_seconds,
+        max_filesize_bytes=limits.max_filesize_bytes,
+        stripe_subscription_id=stripe_subscription_id,
+        created_at=now_ms(),
+    )
+    session.add(key)
+    session.flush()
+    counters.create_counters(session, key.id, limits.storage_limit_bytes)
+    return NewKey(id=key.id, api_key=secret, client_name=key.client_name)
+
+
+def authenticate(session: Session, api_key: str, pepper: str) -> AuthenticatedKey | None:
+    digest = hash_key(api_key, pepper)
+    row = session.execute(select(ApiKey).where(ApiKey.key_hash == digest)).scalar_one_or_none()
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.key_hash, digest):  # belt and braces: constant-time
+        return None
+    return AuthenticatedKey(
+        id=row.id,
+        client_name=row.client_name,
+        key_type=row.key_type,
+        max_resolution=row.max_resolution,
+        max_duration_seconds=row.max_duration_seconds,
+        max_filesize_bytes=row.max_filesize_bytes,
+        stripe_subscription_id=row.stripe_subscription_id,
+    )
+
+
+def list_keys(session: Session) -> list[tuple[ApiKey, int | None]]:
+    from squall.metering.models import KeyCounters
+
+    rows = session.execute(
+        select(ApiKey, KeyCounters.storage_limit_bytes)
+        .join(KeyCounters, KeyCounters.key_id == ApiKey.id)
+        .order_by(ApiKey.created_at)
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+def revoke_key(session: Session, key_id: str) -> None:
+    result = session.execute(
+        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=now_ms())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound(f"No active key with id {key_id}")
+
+
+def any_key_exists(session: Session) -> bool:
+    return session.execute(select(ApiKey.id).limit(1)).first() is not None

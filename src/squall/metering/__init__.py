@@ -1,0 +1,1 @@
+"""Metering: the append-only usage ledger, per-key counters, daily rollups and usage views."""

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import BigInteger, Date, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from squall.db.base import Base, new_id
+
+
+class UsageEvent(Base):
+    """Append-only ledger. ``dedupe_key`` (e.g. ``<job>:jobs.completed``) makes a retried
+    write a no-op, so nothing is counted twice."""
+
+    __tablename__ = "usage_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    metric: Mapped[str] = mapped_column(String(64))
+    dimension: Mapped[str] = mapped_column(String(32), default="")
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[date] = mapped_column(Date)
+    occurred_at: Mapped[int] = mapped_column(BigInteger)
+    dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
+
+
+class KeyCounters(Base):
+    """Per-key running totals, updated in the same transaction as the ledger. The quota
+    check is one conditional UPDATE of this row."""
+
+    __tablename__ = "key_counters"
+
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    usage_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    storage_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    jobs_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    jobs_processing: Mapped[int] = mapped_column(BigInteger, default=0)
+    jobs_completed: Mapped[int] = mapped_column(BigInteger, default=0)
+    jobs_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class DailyRollup(Base):
+    """Sum of ledger quantities per key, UTC day, metric and dimension."""
+
+    __tablename__ = "daily_rollups"
+
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(32), primary_key=True, default="")
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,52 @@
+"""HTTP routes for usage and the dashboard's JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from squall.clock import now_ms
+from squall.http import DatabaseDep
+from squall.jobs import service as jobs
+from squall.jobs.views import job_summary
+from squall.keys.auth import CurrentKey
+from squall.metering import service
+
+router = APIRouter(tags=["usage"])
+
+
+@router.get("/usage", summary="Usage, quota and limits of the calling key")
+def get_usage(key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
+    with db.read() as session:
+        return service.usage(session, key)
+
+
+@router.get("/dashboard/stats", summary="Counters for the dashboard cards")
+def dashboard_stats(key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
+    with db.read() as session:
+        return service.dashboard_stats(session, key, now=now_ms())
+
+
+@router.get("/dashboard/daily", summary="Completed and failed jobs over the last 7 days")
+def dashboard_daily(key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
+    with db.read() as session:
+        return service.daily_stats(session, key.id, now=now_ms())
+
+
+@router.get("/dashboard/jobs", summary="Jobs for the dashboard table")
+def dashboard_jobs(
+    key: CurrentKey,
+    db: DatabaseDep,
+    limit: int = Query(50, ge=1, le=100),
+    offset: int = Query(0, ge=0),
+    status: str | None = None,
+) -> dict[str, Any]:
+    with db.read() as session:
+        rows, _, matching = jobs.list_jobs(session, key.id, status=status, limit=limit, offset=offset)
+        return {
+            "jobs": [job_summary(j) for j in rows],
+            "total": matching,
+            "limit": limit,
+            "offset": offset,
+        }

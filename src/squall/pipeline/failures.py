@@ -1,0 +1,73 @@
+"""Sort downloader failures into what a client can act on.
+
+yt-dlp wraps the real cause: ``DownloadError.exc_info[1]`` or ``ExtractorError.cause`` holds
+the HTTPError/TransportError, so the chain is walked and typed causes win over message text.
+Messages are for people and never name the tool ("downloader" instead)."""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Classified:
+    message: str
+    outcome: str = "Failed"  # Failed, Warning or Skipped
+    retryable: bool = False
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    seen: set[int] = set()
+    out: list[BaseException] = []
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        out.append(exc)
+        info = getattr(exc, "exc_info", None)
+        nxt = info[1] if isinstance(info, tuple) and len(info) > 1 and info[1] is not exc else None
+        cause = getattr(exc, "cause", None)
+        exc = nxt or (cause if isinstance(cause, BaseException) else None) or exc.__cause__ or exc.__context__
+    return out
+
+
+def clean(text: str) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text).replace("ERROR: ", "")
+    for name in ("yt-dlp", "YT-DLP", "yt_dlp", "youtube-dl", "youtube_dl"):
+        text = text.replace(name, "downloader")
+    return text.strip()[:500]
+
+
+def classify(exc: BaseException) -> Classified:
+    from yt_dlp.networking.exceptions import HTTPError, TransportError
+    from yt_dlp.utils import GeoRestrictedError, UnsupportedError
+
+    chain = _chain(exc)
+    text = " | ".join(str(e) for e in chain).lower()
+    if "ssrf-guard" in text:
+        return Classified("The URL points at a private or local address, which is not allowed")
+    for error in chain:
+        if isinstance(error, HTTPError):
+            status = error.status
+            if status == 429:
+                return Classified("The source is rate limiting downloads (HTTP 429)", retryable=True)
+            if status in (401, 403, 404, 410, 451):
+                return Classified(f"Video unavailable (the source answered HTTP {status})", outcome="Warning")
+            if status >= 500:
+                return Classified(f"The source failed (HTTP {status})", retryable=True)
+        if isinstance(error, GeoRestrictedError):
+            return Classified("Video is not available in this region (geo-blocked)", outcome="Warning")
+        if isinstance(error, UnsupportedError):
+            return Classified("Unsupported URL: no video or audio was found at this address")
+        if isinstance(error, TransportError | TimeoutError | socket.timeout | ConnectionError):
+            return Classified(
+                "Network error while downloading (timeout or connection failure)", retryable=True
+            )
+    if re.search(
+        r"private video|video unavailable|has been removed|members.only|sign in to confirm your age",
+        text,
+    ):
+        return Classified(clean(str(exc)), outcome="Warning")
+    if re.search(r"unsupported url|no video formats found|requested format is not available", text):
+        return Classified(clean(str(exc)))
+    return Classified(clean(str(exc)) or "The download failed")

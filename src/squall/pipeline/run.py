@@ -1,0 +1,102 @@
+"""One job, end to end: download -> process -> measure -> store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from squall.errors import JobFailure
+from squall.pipeline.download import download, quota_failure
+from squall.pipeline.probe import MediaInfo, probe
+from squall.pipeline.process import build_command, run_ffmpeg
+from squall.pipeline.spec import JobSpec, PipelineEvents, PipelineResult
+from squall.storage.base import Storage
+from squall.storage.naming import alternate_key, object_key, sanitize_filename
+
+MB = 1024 * 1024
+
+
+def _ms_since(start: float) -> int:
+    return int((time.monotonic() - start) * 1000)
+
+
+def _speed(size: int, ms: int) -> float | None:
+    return round(size / MB / (ms / 1000), 3) if ms > 0 else None
+
+
+def _release_date(upload_date: Any) -> str | None:
+    text = str(upload_date or "")
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}T00:00:00Z" if len(text) == 8 and text.isdigit() else None
+
+
+def check_limits(spec: JobSpec, media: MediaInfo, size: int) -> None:
+    if (
+        spec.max_duration_seconds
+        and media.duration_seconds
+        and media.duration_seconds > spec.max_duration_seconds
+    ):
+        raise JobFailure(
+            f"Video is {media.duration_seconds:.0f} seconds long; "
+            f"this API key allows at most {spec.max_duration_seconds} seconds"
+        )
+    if spec.max_filesize_bytes and size > spec.max_filesize_bytes:
+        raise JobFailure(
+            f"File is {size / MB:.1f} MB; this API key allows at most {spec.max_filesize_bytes / MB:.1f} MB"
+        )
+
+
+def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: PipelineEvents) -> PipelineResult:
+    events.step("Downloading")
+    started = time.monotonic()
+    fetched = download(spec, workdir, events)
+    download_ms = _ms_since(started)
+
+    events.step("Muxing")
+    started = time.monotonic()
+    source = Path(fetched.path)
+    source_media = probe(source)
+    if source_media.video_codec is None and source_media.audio_codec is None:
+        raise JobFailure("The source has no audio or video stream to process", outcome="Skipped")
+    output = workdir / f"output.{spec.container}"
+    cmd = build_command(source, output, spec.container, source_media, spec.max_resolution)
+    run_ffmpeg(cmd, events, spec.timeout_seconds)
+    media = probe(output)
+    size = output.stat().st_size
+    check_limits(spec, media, size)
+    if not events.need_bytes(size):
+        raise quota_failure()
+    mux_ms = _ms_since(started)
+
+    events.step("Uploading")
+    started = time.monotonic()
+    info = fetched.info
+    name = sanitize_filename(spec.filename or str(info.get("title") or ""), fallback="video")
+    key = object_key(name, spec.container, spec.folder)
+    if not storage.put(output, key, overwrite=False):
+        key = alternate_key(key, spec.job_id)
+        storage.put(output, key, overwrite=True)
+    upload_ms = _ms_since(started)
+
+    return PipelineResult(
+        output_key=key,
+        file_size=size,
+        downloaded_bytes=fetched.downloaded_bytes,
+        duration_seconds=media.duration_seconds,
+        width=media.width,
+        height=media.height,
+        title=info.get("title"),
+        details={
+            "download_duration_ms": download_ms,
+            "mux_duration_ms": mux_ms,
+            "upload_duration_ms": upload_ms,
+            "download_speed_mbps": _speed(fetched.downloaded_bytes, download_ms),
+            "upload_speed_mbps": _speed(size, upload_ms),
+            "native_video_codec": source_media.video_codec,
+            "native_audio_codec": source_media.audio_codec,
+            "actual_quality": f"{media.short_side}p" if media.short_side else "audio",
+            "description": info.get("description"),
+            "release_date": _release_date(info.get("upload_date")),
+            "extractor": info.get("extractor"),
+        },
+    )

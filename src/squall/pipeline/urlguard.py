@@ -1,0 +1,72 @@
+"""SSRF guard for source and webhook URLs.
+
+Strings are never trusted: ``127.1`` and ``0x7f000001`` both resolve to loopback, so the
+check resolves the host and tests every address it gets, after unwrapping IPv6 forms that
+embed an IPv4 address (mapped, compatible, 6to4, NAT64, Teredo)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from squall.errors import BadRequest
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+BLOCKED_NAMES = ("localhost", "metadata.google.internal")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address hidden inside an IPv6 one, if any."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64 or address in _NAT64_LOCAL:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    packed = address.packed
+    if packed[:12] == bytes(12) and int(address) > 1:  # deprecated IPv4-compatible ::a.b.c.d
+        return ipaddress.IPv4Address(packed[12:])
+    return None
+
+
+def is_public(address: IPAddress) -> bool:
+    inner = embedded_ipv4(address)
+    if inner is not None:
+        return is_public(inner)
+    return address.is_global and not address.is_multicast
+
+
+def check_url(url: str, *, allow_private: bool, what: str = "URL") -> None:
+    """Refuse non-http(s) URLs and, unless ``allow_private``, hosts that resolve to any
+    non-public address. Raises BadRequest with a message for people."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise BadRequest(f"{what} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise BadRequest(f"{what} must start with http:// or https://")
+    host = parts.hostname
+    if not host:
+        raise BadRequest(f"{what} has no host name")
+    if parts.username or parts.password:
+        raise BadRequest(f"{what} cannot contain a user name or password")
+    if allow_private:
+        return
+    if host.rstrip(".").lower() in BLOCKED_NAMES or host.rstrip(".").lower().endswith(".localhost"):
+        raise BadRequest(f"{what} points at a private or local address, which is not allowed")
+    try:
+        infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        raise BadRequest(f"{what} host '{host}' could not be resolved") from None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not is_public(address):
+            raise BadRequest(f"{what} points at a private or local address, which is not allowed")

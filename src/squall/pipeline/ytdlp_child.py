@@ -1,0 +1,144 @@
+"""The code that runs inside the downloader child process (imported by the forkserver)."""
+
+from __future__ import annotations
+
+import os
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import yt_dlp
+
+from squall.pipeline import guard
+from squall.pipeline.failures import Classified, classify
+
+_INFO_FIELDS = (
+    "title",
+    "description",
+    "upload_date",
+    "duration",
+    "width",
+    "height",
+    "vcodec",
+    "acodec",
+    "extractor",
+    "ext",
+    "webpage_url",
+)
+
+
+class _Stop(yt_dlp.utils.DownloadCancelled):
+    """Raised from a progress hook to stop a download with our own reason."""
+
+    def __init__(self, failure: Classified) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class _QuietLogger:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def debug(self, msg: str) -> None:
+        pass
+
+    def info(self, msg: str) -> None:
+        pass
+
+    def warning(self, msg: str) -> None:
+        pass
+
+    def error(self, msg: str) -> None:
+        self.errors.append(msg)
+
+
+def _too_long(seconds: float, limit: int) -> Classified:
+    return Classified(f"Video is {seconds:.0f} seconds long; this API key allows at most {limit} seconds")
+
+
+def _too_large(size: int, limit: int) -> Classified:
+    mb = 1024 * 1024
+    return Classified(f"File is {size / mb:.1f} MB; this API key allows at most {limit / mb:.1f} MB")
+
+
+def main(conn: Connection, url: str, workdir: str, options: dict[str, Any]) -> None:
+    os.setpgrp()  # our own process group: the parent kills it whole, FFmpeg included
+    if not options["allow_private"]:
+        guard.install()
+    try:
+        conn.send(("done", _download(conn, url, Path(workdir), options)))
+    except _Stop as stop:
+        conn.send(("failed", stop.failure.__dict__))
+    except BaseException as exc:  # report everything; the parent decides what it means
+        conn.send(("failed", classify(exc).__dict__))
+    finally:
+        conn.close()
+
+
+def _download(conn: Connection, url: str, workdir: Path, options: dict[str, Any]) -> dict[str, Any]:
+    max_filesize: int | None = options["max_filesize"]
+    sizes: dict[str, int] = {}
+    last_report = 0.0
+
+    def on_progress(update: dict[str, Any]) -> None:
+        nonlocal last_report
+        name = str(update.get("filename") or update.get("tmpfilename") or "")
+        done = int(update.get("downloaded_bytes") or 0)
+        total = int(update.get("total_bytes") or update.get("total_bytes_estimate") or 0)
+        sizes[name] = max(done, total if update["status"] == "finished" else done)
+        expected = sum(sizes.values()) + max(0, total - done)
+        if max_filesize and expected > max_filesize * 1.1:  # the output is checked exactly later
+            raise _Stop(_too_large(expected, max_filesize))
+        now = time.monotonic()
+        if now - last_report >= 0.5 or update["status"] == "finished":
+            last_report = now
+            conn.send(("progress", expected))
+
+    sort = [f"res:{options['max_resolution']}"] if options["max_resolution"] else []
+    if options["container"] == "mp4":
+        sort += ["vcodec:h264", "acodec:aac"]
+    ydl_opts: dict[str, Any] = {
+        "logger": _QuietLogger(),
+        "quiet": True,
+        "noprogress": True,
+        "no_warnings": True,
+        "color": "no_color",
+        "paths": {"home": str(workdir), "temp": str(workdir / "tmp")},
+        "outtmpl": {"default": "source.%(ext)s"},
+        "noplaylist": True,
+        "cachedir": False,
+        "socket_timeout": options["socket_timeout"],
+        "retries": 2,
+        "fragment_retries": 3,
+        "extractor_retries": 1,
+        "ffmpeg_location": options["ffmpeg"],
+        "progress_hooks": [on_progress],
+        "proxy": "",
+        "format": "bv*+ba/b",
+        "format_sort": sort,
+        "merge_output_format": "mkv" if options["container"] == "mkv" else "mp4/mkv",
+    }
+    with yt_dlp.YoutubeDL(ydl_opts) as ydl:
+        info = ydl.extract_info(url, download=False)
+        if info.get("_type", "video") != "video":
+            raise _Stop(
+                Classified("This URL is a playlist or feed; batches are not supported by this server yet")
+            )
+        duration = info.get("duration")
+        if options["max_duration"] and duration and duration > options["max_duration"]:
+            raise _Stop(_too_long(duration, options["max_duration"]))
+        approx = info.get("filesize") or info.get("filesize_approx")
+        if max_filesize and approx and approx > max_filesize * 1.1:
+            raise _Stop(_too_large(int(approx), max_filesize))
+        info = ydl.process_ie_result(info, download=True)
+    files = [d.get("filepath") for d in info.get("requested_downloads") or []]
+    existing = [f for f in files if f and os.path.exists(f)]
+    if not existing:
+        raise _Stop(Classified("The downloader produced no file", retryable=True))
+    path = existing[0]
+    return {
+        "path": path,
+        "downloaded_bytes": sum(sizes.values()) or os.path.getsize(path),
+        "info": {k: info.get(k) for k in _INFO_FIELDS},
+    }

@@ -1,0 +1,78 @@
+"""Settings from the environment (prefix ``SQUALL_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+GB = 1024 * MB
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SQUALL_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./squall-data")
+    database_url: str = ""
+    storage: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    allow_private_urls: bool = False
+    default_reservation_mb: int = Field(default=256, ge=0)
+
+    # Queue tuning: a lease shorter than a heartbeat interval would let live jobs be reaped.
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    retry_backoff_seconds: float = Field(default=5.0, ge=0)
+    poll_seconds: float = Field(default=0.5, gt=0)
+    download_timeout_seconds: float = Field(default=3600.0, gt=0)
+    socket_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'squall.db'}"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "work"
+
+    @property
+    def default_reservation_bytes(self) -> int:
+        return self.default_reservation_mb * MB
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret, or one generated once and kept in the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            candidate = secrets.token_urlsafe(48)
+            try:
+                with path.open("x") as handle:  # "x": two processes starting at once keep one secret
+                    handle.write(candidate)
+                path.chmod(0o600)
+            except FileExistsError:
+                pass
+        self.secret_key = path.read_text().strip()
+        return self.secret_key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,25 @@
+"""The storage protocol every backend implements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+
+class Storage(Protocol):
+    name: str
+
+    def put(self, source: Path, key: str, *, overwrite: bool) -> bool:
+        """Store ``source`` under ``key`` in one step (readers never see a partial object).
+        Returns False, writing nothing, when the key exists and ``overwrite`` is False."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int | None: ...
+
+    def local_path(self, key: str) -> Path | None:
+        """A path on this machine for backends that have one (used to serve downloads)."""
+        ...

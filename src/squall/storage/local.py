@@ -1,0 +1,55 @@
+"""A local folder as storage (the embedded default)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from squall.errors import StorageError
+
+
+class LocalStorage:
+    name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):  # keys are sanitised; this is the last line
+            raise StorageError(f"Object key escapes the storage folder: {key}")
+        return path
+
+    def put(self, source: Path, key: str, *, overwrite: bool) -> bool:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
+        shutil.copyfile(source, staging)
+        try:
+            if overwrite:
+                os.replace(staging, target)
+                return True
+            try:
+                os.link(staging, target)  # atomic, and fails if the name is taken
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            staging.unlink(missing_ok=True)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int | None:
+        path = self._path(key)
+        return path.stat().st_size if path.is_file() else None
+
+    def local_path(self, key: str) -> Path | None:
+        path = self._path(key)
+        return path if path.is_file() else None

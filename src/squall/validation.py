@@ -1,0 +1,32 @@
+"""Turn request-validation errors into one sentence a person understands (always a 400)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def _field(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts)
+
+
+def describe_validation_error(errors: Sequence[Any]) -> str:
+    if not errors:
+        return "Invalid request"
+    error = errors[0]
+    kind = error.get("type", "")
+    field = _field(error.get("loc", ()))
+    message = str(error.get("msg", "is invalid"))
+    if kind == "json_invalid":
+        return "Request body is not valid JSON"
+    if kind == "missing":
+        return f"Field '{field}' is required" if field else "A JSON request body is required"
+    if kind == "extra_forbidden":
+        return f"Unknown field '{field}'"
+    if kind in ("value_error", "assertion_error"):
+        return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "model_attributes_type" or kind == "dict_type":
+        return "Request body must be a JSON object"
+    text = message[0].lower() + message[1:] if message else "is invalid"
+    return f"Field '{field}': {text}" if field else text

@@ -1,0 +1,207 @@
+"""The worker: claims jobs, runs the pipeline, and turns its results into state and usage.
+
+Each claimed job holds a lease renewed by a heartbeat thread. If the heartbeat finds the lease
+gone (reaped after a stall, or cancelled), the run is stopped and its results are discarded:
+every write is fenced by the attempt number, so a late worker cannot change anything."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import FrameType
+
+from squall.clock import now_ms
+from squall.db import Database
+from squall.errors import JobFailure
+from squall.jobs import queue
+from squall.jobs import service as jobs
+from squall.jobs.queue import ClaimedJob
+from squall.logging import get_logger
+from squall.pipeline.run import run_pipeline
+from squall.pipeline.spec import Cancelled, JobSpec
+from squall.settings import Settings
+from squall.storage.base import Storage
+from squall.storage.factory import make_storage
+
+log = get_logger("squall.worker")
+
+
+class JobRun:
+    """The pipeline's view of one claimed job: steps, reservation growth, cancellation."""
+
+    def __init__(self, worker: Worker, job: ClaimedJob) -> None:
+        self.worker = worker
+        self.job = job
+        self.lost = threading.Event()
+
+    def step(self, name: str) -> None:
+        with self.worker.db.write() as session:
+            if not queue.set_step(session, self.job, name):
+                self.lost.set()
+
+    def need_bytes(self, total_bytes: int) -> bool:
+        with self.worker.db.write() as session:
+            grown = jobs.grow_job_reservation(session, self.job, total_bytes)
+        if grown is None:
+            self.lost.set()
+            return True  # the cancel check stops the run
+        return grown
+
+    def cancelled(self) -> bool:
+        return self.lost.is_set() or self.worker.stopping.is_set()
+
+    def heartbeat_until(self, done: threading.Event) -> None:
+        settings = self.worker.settings
+        while not done.wait(settings.heartbeat_seconds):
+            try:
+                with self.worker.db.write() as session:
+                    alive = queue.heartbeat(session, self.job, now=now_ms(), lease_ms=self.worker.lease_ms)
+            except Exception:  # a database blip: the lease has slack, try again next beat
+                log.warning("heartbeat failed", job_id=self.job.id, exc_info=True)
+                continue
+            if not alive:
+                log.warning("lease lost", job_id=self.job.id, attempt=self.job.attempt)
+                self.lost.set()
+                return
+
+
+class Worker:
+    def __init__(
+        self, settings: Settings, db: Database | None = None, storage: Storage | None = None
+    ) -> None:
+        self.settings = settings
+        self.db = db or Database(settings.resolved_database_url)
+        self.storage = storage or make_storage(settings)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stopping = threading.Event()
+        self.lease_ms = int(settings.lease_seconds * 1000)
+        self._last_reap = 0.0
+
+    # -- loop -------------------------------------------------------------------------
+    def run(self, concurrency: int = 1) -> None:
+        settings = self.settings
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        threads = [threading.Thread(target=self._loop, name=f"worker-{i}") for i in range(concurrency)]
+        for thread in threads:
+            thread.start()
+        log.info("worker started", worker_id=self.worker_id, concurrency=concurrency)
+        for thread in threads:
+            thread.join()
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.reap_if_due()
+                if not self.run_once():
+                    self.stopping.wait(self.settings.poll_seconds)
+            except Exception:
+                log.exception("worker loop error; backing off")
+                self.stopping.wait(self.settings.poll_seconds * 4)
+
+    def reap_if_due(self) -> None:
+        if time.monotonic() - self._last_reap < self.settings.lease_seconds / 2:
+            return
+        self._last_reap = time.monotonic()
+        reaped = self.reap()
+        if reaped:
+            log.info("reaped expired leases", count=reaped)
+
+    def reap(self) -> int:
+        with self.db.write() as session:
+            return jobs.reap_expired(session, now=now_ms())
+
+    def backoff_ms(self, attempt: int) -> int:
+        return int(self.settings.retry_backoff_seconds * 1000 * 2 ** (attempt - 1))
+
+    def run_once(self) -> bool:
+        """Claim and run one job; False when the queue had nothing ready."""
+        with self.db.write() as session:
+            job = queue.claim(session, worker_id=self.worker_id, now=now_ms(), lease_ms=self.lease_ms)
+        if job is None:
+            return False
+        self.process(job)
+        return True
+
+    # -- one job ----------------------------------------------------------------------
+    def process(self, job: ClaimedJob) -> None:
+        run = JobRun(self, job)
+        done = threading.Event()
+        beat = threading.Thread(target=run.heartbeat_until, args=(done,), daemon=True)
+        beat.start()
+        workdir = self.settings.work_dir / f"{job.id}-{job.attempt}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        log.info("job started", job_id=job.id, attempt=job.attempt)
+        try:
+            result = run_pipeline(self.spec_for(job), workdir, self.storage, run)
+            with self.db.write() as session:
+                ok = jobs.complete_job(session, job, result, now=now_ms())
+            log.info(
+                "job completed" if ok else "completion fenced off",
+                job_id=job.id,
+                bytes=result.file_size,
+            )
+        except Cancelled:
+            log.info("job stopped", job_id=job.id, lease_lost=run.lost.is_set())
+        except JobFailure as failure:
+            self.record_failure(job, failure)
+        except Exception:
+            log.exception("job crashed", job_id=job.id)
+            self.record_failure(job, JobFailure("Internal error while processing the job", retryable=True))
+        finally:
+            done.set()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def record_failure(self, job: ClaimedJob, failure: JobFailure) -> None:
+        retry_at = None
+        if failure.retryable and job.attempt < job.max_attempts:
+            retry_at = now_ms() + self.backoff_ms(job.attempt)
+        with self.db.write() as session:
+            jobs.fail_job(session, job, failure, now=now_ms(), retry_at=retry_at)
+        log.info("job failed", job_id=job.id, error=failure.message, retry_at=retry_at)
+
+    def spec_for(self, job: ClaimedJob) -> JobSpec:
+        options = job.options
+        return JobSpec(
+            job_id=job.id,
+            url=job.url,
+            container=options.get("format", "mp4"),
+            filename=options.get("filename"),
+            folder=options.get("folder"),
+            max_resolution=job.max_resolution,
+            max_duration_seconds=job.max_duration_seconds,
+            max_filesize_bytes=job.max_filesize_bytes,
+            allow_private_urls=self.settings.allow_private_urls,
+            socket_timeout=self.settings.socket_timeout_seconds,
+            timeout_seconds=self.settings.download_timeout_seconds,
+        )
+
+    def stop(self, *_: object) -> None:
+        self.stopping.set()
+
+
+def sweep_work_dir(work_dir: Path, older_than_seconds: float) -> None:
+    """Remove work directories left by killed workers."""
+    if not work_dir.exists():
+        return
+    cutoff = time.time() - older_than_seconds
+    for entry in work_dir.iterdir():
+        if entry.is_dir() and entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def run_worker(settings: Settings, concurrency: int = 1) -> None:
+    worker = Worker(settings)
+    sweep_work_dir(settings.work_dir, settings.download_timeout_seconds)
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.run(concurrency)
