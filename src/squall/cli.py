@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from squall.settings import MB, get_settings
+from squall.settings import get_settings
+from squall.units import GB, MB
 
 app = typer.Typer(
     help="Squall: self-hosted media ingest API with exact usage metering.", no_args_is_help=True
@@ -22,8 +23,6 @@ usage_app = typer.Typer(help="Usage metering.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(usage_app, name="usage")
-
-GB = 1024**3
 
 
 def _fail(message: str) -> typer.Exit:

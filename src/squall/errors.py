@@ -41,7 +41,8 @@ class QuotaExceeded(SquallError):
     status_code = 403
 
     def __init__(self, limit_bytes: int, used_bytes: int) -> None:
-        gb = 1024**3
+        from squall.units import GB as gb
+
         limit_gb = f"{limit_bytes / gb:.2f}"
         used_gb = f"{used_bytes / gb:.2f}"
         limit_text = f"{limit_bytes / gb:g}"

@@ -10,8 +10,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-MB = 1024 * 1024
-GB = 1024 * MB
+from squall.units import MB
 
 
 class Settings(BaseSettings):

@@ -98,6 +98,7 @@ def list_jobs(
 def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
     """Cancel a job that is still waiting in the queue."""
     job = get_job(session, key_id, job_id)
+    reserved = job.reserved_bytes  # read before the UPDATE refreshes the loaded object
     result = session.execute(
         update(Job)
         .where(Job.id == job.id, Job.status == PENDING)
@@ -112,9 +113,7 @@ def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise BadRequest("Job cannot be cancelled (not in queue or already processing)")
-    counters.move_job(
-        session, key_id, from_status=PENDING, to_status=FAILED, release_bytes=job.reserved_bytes
-    )
+    counters.move_job(session, key_id, from_status=PENDING, to_status=FAILED, release_bytes=reserved)
     _record_outcome(session, job, FAILED, now)
     session.refresh(job)
     return job

@@ -13,9 +13,8 @@ from squall.jobs.models import COMPLETED, Job
 from squall.keys.service import AuthenticatedKey
 from squall.metering import ledger
 from squall.metering.counters import get_counters
+from squall.units import GB, MB
 
-GB = 1024**3
-MB = 1024**2
 STRIPE_NOT_CONFIGURED = "Stripe billing is not configured on this server"
 
 

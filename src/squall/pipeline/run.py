@@ -13,8 +13,7 @@ from squall.pipeline.process import build_command, run_ffmpeg
 from squall.pipeline.spec import JobSpec, PipelineEvents, PipelineResult
 from squall.storage.base import Storage
 from squall.storage.naming import alternate_key, object_key, sanitize_filename
-
-MB = 1024 * 1024
+from squall.units import MB, human_bytes
 
 
 def _ms_since(start: float) -> int:
@@ -42,7 +41,7 @@ def check_limits(spec: JobSpec, media: MediaInfo, size: int) -> None:
         )
     if spec.max_filesize_bytes and size > spec.max_filesize_bytes:
         raise JobFailure(
-            f"File is {size / MB:.1f} MB; this API key allows at most {spec.max_filesize_bytes / MB:.1f} MB"
+            f"File is {human_bytes(size)}; this API key allows at most {human_bytes(spec.max_filesize_bytes)}"
         )
 
 

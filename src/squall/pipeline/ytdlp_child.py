@@ -12,6 +12,7 @@ import yt_dlp
 
 from squall.pipeline import guard
 from squall.pipeline.failures import Classified, classify
+from squall.units import human_bytes
 
 _INFO_FIELDS = (
     "title",
@@ -58,8 +59,7 @@ def _too_long(seconds: float, limit: int) -> Classified:
 
 
 def _too_large(size: int, limit: int) -> Classified:
-    mb = 1024 * 1024
-    return Classified(f"File is {size / mb:.1f} MB; this API key allows at most {limit / mb:.1f} MB")
+    return Classified(f"File is {human_bytes(size)}; this API key allows at most {human_bytes(limit)}")
 
 
 def main(conn: Connection, url: str, workdir: str, options: dict[str, Any]) -> None:

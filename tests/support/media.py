@@ -1,0 +1,52 @@
+"""Test media made with FFmpeg's lavfi sources (a system ffmpeg, else imageio-ffmpeg's)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from squall.pipeline.binaries import ffmpeg_path
+
+QUIET = ["-hide_banner", "-loglevel", "error", "-y"]
+H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"]
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_path(), *QUIET, *args], check=True)
+
+
+def video(path: Path, *, size: str = "320x180", seconds: float = 2, audio: bool = True) -> Path:
+    inputs = ["-f", "lavfi", "-i", f"testsrc=size={size}:rate=25:duration={seconds}"]
+    if audio:
+        inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
+    codecs = [*H264, *(["-c:a", "aac", "-b:a", "64k", "-shortest"] if audio else ["-an"])]
+    _ffmpeg(*inputs, *codecs, "-movflags", "+faststart", str(path))
+    return path
+
+
+def webm(path: Path, seconds: float = 2) -> Path:
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc=size=320x180:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=duration={seconds}",
+        "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "200k",
+        "-c:a", "libvorbis", "-shortest", str(path),
+    )  # fmt: skip
+    return path
+
+
+def make_library(root: Path) -> dict[str, Path]:
+    """Every file the tests serve, generated once per test session."""
+    root.mkdir(parents=True, exist_ok=True)
+    files = {
+        "tiny.mp4": video(root / "tiny.mp4"),
+        "portrait.mp4": video(root / "portrait.mp4", size="480x854"),
+        "landscape720.mp4": video(root / "landscape720.mp4", size="1280x720"),
+        "long.mp4": video(root / "long.mp4", seconds=12, size="160x90"),
+        "silent.mp4": video(root / "silent.mp4", audio=False),
+        "vorbis.webm": webm(root / "vorbis.webm"),
+    }
+    (root / "notmedia.bin").write_bytes(b"\x00\x01 this is not a media file " * 400)
+    (root / "page.html").write_text("<html><body><p>No video here.</p></body></html>")
+    files["notmedia.bin"] = root / "notmedia.bin"
+    files["page.html"] = root / "page.html"
+    return files

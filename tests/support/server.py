@@ -1,0 +1,101 @@
+"""A local HTTP server (port 0) for media, with fault endpoints:
+
+- ``/media/<name>``           the file (Range supported); served as video/mp4 etc.
+- ``/slow/<name>?kbps=N``     the file, sent slowly (for kill-mid-job tests)
+- ``/status/<code>``          an empty answer with that status (404, 403, 410, 429, 500…)
+- ``/octet/<name>``           the file as application/octet-stream
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+
+def make_handler(root: Path) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            self.do_GET(head=True)
+
+        def do_GET(self, head: bool = False) -> None:
+            parts = urlsplit(self.path)
+            query = parse_qs(parts.query)
+            kind, _, name = parts.path.lstrip("/").partition("/")
+            if kind == "status":
+                self.send_response(int(name))
+                self.send_header("Content-Length", "0")
+                if name == "429":
+                    self.send_header("Retry-After", "1")
+                self.end_headers()
+                return
+            path = root / name
+            if kind not in ("media", "slow", "octet") or not path.is_file():
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            data = path.read_bytes()
+            ctype = "application/octet-stream" if kind == "octet" else (mimetypes.guess_type(name)[0] or "application/octet-stream")
+            start, end = 0, len(data) - 1
+            status = 200
+            header = self.headers.get("Range")
+            if header and header.startswith("bytes=") and kind != "slow":
+                first, _, last = header[6:].partition("-")
+                start = int(first or 0)
+                end = min(int(last), end) if last else end
+                status = 206
+            body = data[start : end + 1]
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Accept-Ranges", "bytes")
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            self.end_headers()
+            if head:
+                return
+            if kind == "slow":
+                kbps = float(query.get("kbps", ["20"])[0])
+                chunk = 2048
+                for offset in range(0, len(body), chunk):
+                    try:
+                        self.wfile.write(body[offset : offset + chunk])
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        return
+                    time.sleep(chunk / 1024 / kbps)
+            else:
+                self.wfile.write(body)
+
+    return Handler
+
+
+class MediaServer:
+    def __init__(self, root: Path) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(root))
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/{path.lstrip('/')}"
+
+    def __enter__(self) -> MediaServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
