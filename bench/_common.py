@@ -129,9 +129,9 @@ def squall_server(env: BenchEnv, *, timeout: float = 60.0) -> Iterator[str]:
     port = free_port()
     log_path = env.data_dir / "server.log"
     with log_path.open("wb") as log:
+        command = ["serve", "--workers", "0", "--host", "127.0.0.1", "--port", str(port)]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "squall", "serve", "--workers", "0", "--host", "127.0.0.1"]
-            + ["--port", str(port)],
+            [sys.executable, "-m", "squall", *command],
             env=env.environ(),
             cwd=env.data_dir,
             stdout=log,
