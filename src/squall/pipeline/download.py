@@ -26,7 +26,7 @@ PROGRESS_EVERY_SECONDS = 0.5
 @lru_cache
 def _context() -> Any:
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["squall.pipeline.ytdlp_child"])
+    ctx.set_forkserver_preload(["squall.pipeline.ytdlp_preload"])
     return ctx
 
 

@@ -1,0 +1,117 @@
+"""Real worker processes (`python -m squall worker`) sharing the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from squall.db import Database
+from squall.jobs.models import Job
+from squall.metering.counters import get_counters
+from squall.metering.models import UsageEvent
+from squall.metering.verify import verify
+from squall.settings import Settings
+from tests.conftest import PYTHON, KeyFactory, worker_env
+from tests.support.server import MediaServer
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def workers(settings: Settings, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs = [
+        subprocess.Popen([PYTHON, "-m", "squall", "worker"], env=worker_env(settings), stderr=subprocess.DEVNULL)
+        for _ in range(count)
+    ]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_until(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def count(db: Database, *where: object) -> int:
+    with db.read() as session:
+        return int(session.execute(select(func.count()).select_from(Job).where(*where)).scalar_one())  # type: ignore[arg-type]
+
+
+def test_several_workers_drain_the_queue_each_job_completed_once(
+    client: TestClient, make_key: KeyFactory, db: Database, settings: Settings, media: MediaServer
+) -> None:
+    jobs = 200
+    secret, key_id = make_key("Bulk")
+    for i in range(jobs):
+        response = client.post(
+            "/jobs", headers={"x-api-key": secret}, json={"url": media.url("media/tiny.mp4"), "filename": f"f{i}"}
+        )
+        assert response.status_code == 200
+    with workers(settings, 3):
+        wait_until(lambda: count(db, Job.status == "Completed") == jobs, 240, "the queue to drain")
+    with db.read() as session:
+        per_job = session.execute(
+            select(UsageEvent.job_id, func.count())
+            .where(UsageEvent.metric == "jobs.completed")
+            .group_by(UsageEvent.job_id)
+        ).all()
+        assert len(per_job) == jobs and all(n == 1 for _, n in per_job)
+        owners = session.execute(select(func.count(func.distinct(Job.output_key)))).scalar_one()
+        assert owners == jobs  # every job stored its own file
+        c = get_counters(session, key_id)
+        sizes = session.execute(select(func.sum(Job.file_size))).scalar_one()
+        assert (c.jobs_completed, c.jobs_pending, c.jobs_processing, c.reserved_bytes) == (jobs, 0, 0, 0)
+        assert c.used_bytes == sizes
+        assert not verify(session).drift
+    assert len(list(settings.storage_dir.glob("*.mp4"))) == jobs
+
+
+def test_a_worker_killed_mid_job_loses_nothing(
+    client: TestClient, make_key: KeyFactory, db: Database, settings: Settings, media: MediaServer
+) -> None:
+    secret, key_id = make_key("Crash")
+    response = client.post(
+        "/jobs", headers={"x-api-key": secret}, json={"url": media.url("slow/tiny.mp4?kbps=20")}
+    )
+    job_id = response.json()["job_id"]
+    with workers(settings, 1) as (first,):
+        wait_until(lambda: count(db, Job.id == job_id, Job.step == "Downloading") == 1, 30, "the download to start")
+        time.sleep(0.5)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    with db.read() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == "Processing" and job.attempt == 1  # orphaned, lease still held
+        assert get_counters(session, key_id).reserved_bytes == settings.default_reservation_bytes
+
+    with workers(settings, 1):  # a new worker reaps the expired lease and runs the job again
+        wait_until(lambda: count(db, Job.id == job_id, Job.status == "Completed") == 1, 60, "the job to complete")
+    with db.read() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.attempt == 2 and job.file_size
+        c = get_counters(session, key_id)
+        assert (c.reserved_bytes, c.used_bytes, c.jobs_completed, c.jobs_processing) == (0, job.file_size, 1, 0)
+        assert not verify(session).drift
+    leftovers = [p for p in settings.work_dir.iterdir()] if settings.work_dir.exists() else []
+    assert all(not p.name.endswith("-2") for p in leftovers)  # the second run cleaned up after itself
