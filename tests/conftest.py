@@ -123,7 +123,9 @@ class KeyFactory:
     def __call__(self, name: str = "client", key_type: str | None = None, **limits: int) -> tuple[str, str]:
         """Create a key; returns (secret, key id)."""
         with self.db.write() as session:
-            new = create_key(session, pepper=TEST_SECRET, name=name, key_type=key_type, limits=KeyLimits(**limits))
+            new = create_key(
+                session, pepper=TEST_SECRET, name=name, key_type=key_type, limits=KeyLimits(**limits)
+            )
         return new.api_key, new.id
 
 

@@ -28,7 +28,9 @@ pytestmark = pytest.mark.slow
 @contextmanager
 def workers(settings: Settings, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
     procs = [
-        subprocess.Popen([PYTHON, "-m", "squall", "worker"], env=worker_env(settings), stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [PYTHON, "-m", "squall", "worker"], env=worker_env(settings), stderr=subprocess.DEVNULL
+        )
         for _ in range(count)
     ]
     try:
@@ -65,7 +67,9 @@ def test_several_workers_drain_the_queue_each_job_completed_once(
     secret, key_id = make_key("Bulk")
     for i in range(jobs):
         response = client.post(
-            "/jobs", headers={"x-api-key": secret}, json={"url": media.url("media/tiny.mp4"), "filename": f"f{i}"}
+            "/jobs",
+            headers={"x-api-key": secret},
+            json={"url": media.url("media/tiny.mp4"), "filename": f"f{i}"},
         )
         assert response.status_code == 200
     with workers(settings, 3):
@@ -96,22 +100,33 @@ def test_a_worker_killed_mid_job_loses_nothing(
     )
     job_id = response.json()["job_id"]
     with workers(settings, 1) as (first,):
-        wait_until(lambda: count(db, Job.id == job_id, Job.step == "Downloading") == 1, 30, "the download to start")
+        wait_until(
+            lambda: count(db, Job.id == job_id, Job.step == "Downloading") == 1, 30, "the download to start"
+        )
         time.sleep(0.5)
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
     with db.read() as session:
         job = session.get(Job, job_id)
-        assert job is not None and job.status == "Processing" and job.attempt == 1  # orphaned, lease still held
+        assert (
+            job is not None and job.status == "Processing" and job.attempt == 1
+        )  # orphaned, lease still held
         assert get_counters(session, key_id).reserved_bytes == settings.default_reservation_bytes
 
     with workers(settings, 1):  # a new worker reaps the expired lease and runs the job again
-        wait_until(lambda: count(db, Job.id == job_id, Job.status == "Completed") == 1, 60, "the job to complete")
+        wait_until(
+            lambda: count(db, Job.id == job_id, Job.status == "Completed") == 1, 60, "the job to complete"
+        )
     with db.read() as session:
         job = session.get(Job, job_id)
         assert job is not None and job.attempt == 2 and job.file_size
         c = get_counters(session, key_id)
-        assert (c.reserved_bytes, c.used_bytes, c.jobs_completed, c.jobs_processing) == (0, job.file_size, 1, 0)
+        assert (c.reserved_bytes, c.used_bytes, c.jobs_completed, c.jobs_processing) == (
+            0,
+            job.file_size,
+            1,
+            0,
+        )
         assert not verify(session).drift
     leftovers = [p for p in settings.work_dir.iterdir()] if settings.work_dir.exists() else []
     assert all(not p.name.endswith("-2") for p in leftovers)  # the second run cleaned up after itself

@@ -25,6 +25,23 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(usage_app, name="usage")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from squall import __version__
+
+        typer.echo(f"squall {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Squall: self-hosted media ingest API with exact usage metering."""
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(2)

@@ -45,12 +45,20 @@ def add_job(db: Database, key: AuthenticatedKey, *, priority: int = 5, at: int |
 
 def claim(db: Database, now: int | None = None) -> queue.ClaimedJob | None:
     with db.write() as session:
-        return queue.claim(session, worker_id="test", now=now if now is not None else now_ms(), lease_ms=LEASE)
+        return queue.claim(
+            session, worker_id="test", now=now if now is not None else now_ms(), lease_ms=LEASE
+        )
 
 
 def result(size: int = 1000) -> PipelineResult:
     return PipelineResult(
-        output_key="x.mp4", file_size=size, downloaded_bytes=size, duration_seconds=1.0, width=2, height=2, title="t"
+        output_key="x.mp4",
+        file_size=size,
+        downloaded_bytes=size,
+        duration_seconds=1.0,
+        width=2,
+        height=2,
+        title="t",
     )
 
 
@@ -83,7 +91,12 @@ def test_claim_takes_a_lease_and_moves_counters(db: Database, make_key: KeyFacto
     with db.read() as session:
         job = session.get(Job, job_id)
         assert job is not None
-        assert (job.status, job.step, job.lease_owner, job.lease_expires_at) == ("Processing", "Downloading", "test", now + LEASE)
+        assert (job.status, job.step, job.lease_owner, job.lease_expires_at) == (
+            "Processing",
+            "Downloading",
+            "test",
+            now + LEASE,
+        )
         c = get_counters(session, key_id)
         assert (c.jobs_pending, c.jobs_processing) == (0, 1)
     assert claim(db) is None  # nothing else waiting
@@ -104,7 +117,9 @@ def test_heartbeat_extends_the_lease_only_for_the_current_attempt(db: Database, 
         assert not queue.heartbeat(session, stale, now=later, lease_ms=LEASE)
 
 
-def test_reaped_job_runs_again_and_the_old_workers_late_write_is_fenced_off(db: Database, make_key: KeyFactory) -> None:
+def test_reaped_job_runs_again_and_the_old_workers_late_write_is_fenced_off(
+    db: Database, make_key: KeyFactory
+) -> None:
     secret, key_id = make_key()
     key = key_for(db, secret)
     job_id = add_job(db, key)
@@ -137,7 +152,9 @@ def test_reaped_job_runs_again_and_the_old_workers_late_write_is_fenced_off(db: 
         assert not verify(session).drift
 
 
-def test_reaper_gives_up_after_max_attempts_and_releases_the_reservation(db: Database, make_key: KeyFactory) -> None:
+def test_reaper_gives_up_after_max_attempts_and_releases_the_reservation(
+    db: Database, make_key: KeyFactory
+) -> None:
     secret, key_id = make_key()
     key = key_for(db, secret)
     job_id = add_job(db, key)  # max_attempts=2

@@ -25,30 +25,56 @@ CASES: list[tuple[dict[str, Any], str]] = [
     ({"audio_codec": "flac"}, "Invalid audio_codec 'flac'. Allowed: copy, aac, opus, mp3"),
     ({"audio_bitrate": "100k"}, "Invalid audio_bitrate '100k'. Allowed: 64k, 128k, 192k, 256k, 320k"),
     ({"video_quality": 52}, "video_quality must be a CRF value from 0 (best) to 51 (smallest)"),
-    ({"quality_preset": "ultra"}, "Invalid quality_preset 'ultra'. Allowed: highest, high, medium, low, lowest"),
-    ({"max_resolution": "999"}, "Invalid max_resolution '999'. Allowed: best, 2160, 1440, 1080, 720, 480, 360"),
-    ({"clip_start": "1:2:3:4"}, "clip_start '1:2:3:4' is not a valid timestamp: use HH:MM:SS, MM:SS or seconds"),
+    (
+        {"quality_preset": "ultra"},
+        "Invalid quality_preset 'ultra'. Allowed: highest, high, medium, low, lowest",
+    ),
+    (
+        {"max_resolution": "999"},
+        "Invalid max_resolution '999'. Allowed: best, 2160, 1440, 1080, 720, 480, 360",
+    ),
+    (
+        {"clip_start": "1:2:3:4"},
+        "clip_start '1:2:3:4' is not a valid timestamp: use HH:MM:SS, MM:SS or seconds",
+    ),
     ({"clip_end": "abc"}, "clip_end 'abc' is not a valid timestamp: use HH:MM:SS, MM:SS or seconds"),
-    ({"clip_start": "00:75"}, "clip_start '00:75' is not a valid timestamp: minutes and seconds must be below 60"),
+    (
+        {"clip_start": "00:75"},
+        "clip_start '00:75' is not a valid timestamp: minutes and seconds must be below 60",
+    ),
     ({"clip_start": "00:01:30", "clip_end": "90"}, "clip_end must be greater than clip_start"),
     ({"clip_start": "2:00", "clip_end": "1:00"}, "clip_end must be greater than clip_start"),
     ({"format": "webm", "audio_codec": "aac"}, "Audio codec 'aac' cannot be stored in webm (use opus)"),
     ({"format": "webm", "video_codec": "h264"}, "Video codec 'h264' cannot be stored in webm (use vp9)"),
     ({"format": "mov", "video_codec": "vp9"}, "Video codec 'vp9' cannot be stored in mov (use h264, h265)"),
     ({"format": "mp3"}, "Format 'mp3' is audio-only: set audio_only to true or pick mp4, mkv, webm or mov"),
-    ({"audio_only": True, "format": "mp4"}, "Format 'mp4' is a video container; with audio_only use m4a, mp3, ogg or opus"),
-    ({"audio_only": True, "video_codec": "h264"}, "video_codec cannot be set with audio_only (there is no video to encode)"),
-    ({"audio_only": True, "format": "ogg", "audio_codec": "aac"}, "Audio codec 'aac' cannot be stored in ogg (use opus)"),
+    (
+        {"audio_only": True, "format": "mp4"},
+        "Format 'mp4' is a video container; with audio_only use m4a, mp3, ogg or opus",
+    ),
+    (
+        {"audio_only": True, "video_codec": "h264"},
+        "video_codec cannot be set with audio_only (there is no video to encode)",
+    ),
+    (
+        {"audio_only": True, "format": "ogg", "audio_codec": "aac"},
+        "Audio codec 'aac' cannot be stored in ogg (use opus)",
+    ),
     ({"priority": 11}, "priority must be an integer from 0 (lowest) to 10 (highest)"),
     ({"priority": -1}, "priority must be an integer from 0 (lowest) to 10 (highest)"),
-    ({"priority": "high"}, "Field 'priority': input should be a valid integer, unable to parse string as an integer"),
+    (
+        {"priority": "high"},
+        "Field 'priority': input should be a valid integer, unable to parse string as an integer",
+    ),
     ({"max_duration": 0}, "max_duration must be a positive number of seconds"),
     ({"colour": "blue"}, "Unknown field 'colour'"),
 ]
 
 
 @pytest.mark.parametrize(("fields", "message"), CASES, ids=[c[1][:40] for c in CASES])
-def test_invalid_fields_are_a_clear_400(client: TestClient, api_key: str, fields: dict[str, Any], message: str) -> None:
+def test_invalid_fields_are_a_clear_400(
+    client: TestClient, api_key: str, fields: dict[str, Any], message: str
+) -> None:
     response = client.post("/jobs", headers={"x-api-key": api_key}, json={"url": URL, **fields})
     assert response.status_code == 400
     assert response.json() == {"error": message}
@@ -118,4 +144,9 @@ def test_harmless_tornado_defaults_are_accepted(client: TestClient, api_key: str
     response = client.post("/jobs", headers={"x-api-key": api_key}, json=body)
     assert response.status_code == 200, response.text
     job = client.get(f"/jobs/{response.json()['job_id']}", headers={"x-api-key": api_key}).json()
-    assert job["format"] == "mkv" and job["priority"] == 9 and job["status"] == "Pending" and job["step"] == "Queued"
+    assert (
+        job["format"] == "mkv"
+        and job["priority"] == 9
+        and job["status"] == "Pending"
+        and job["step"] == "Queued"
+    )

@@ -42,7 +42,9 @@ def test_burst_of_64_admits_exactly_what_fits(
     def post(i: int) -> httpx.Response:
         with httpx.Client(base_url=live_server, timeout=30) as http:
             barrier.wait()
-            return http.post("/jobs", headers={"x-api-key": secret}, json={"url": f"http://127.0.0.1:9/{i}.mp4"})
+            return http.post(
+                "/jobs", headers={"x-api-key": secret}, json={"url": f"http://127.0.0.1:9/{i}.mp4"}
+            )
 
     try:
         with ThreadPoolExecutor(64) as pool:
@@ -54,11 +56,17 @@ def test_burst_of_64_admits_exactly_what_fits(
     assert codes.count(200) == fits and codes.count(403) == 64 - fits
     refused = next(r for r in responses if r.status_code == 403).json()
     assert refused["error"] == "Storage quota exceeded"
-    assert refused["limit_gb"] == refused["used_gb"] == f"{fits * settings.default_reservation_bytes / GB:.2f}"
+    assert (
+        refused["limit_gb"] == refused["used_gb"] == f"{fits * settings.default_reservation_bytes / GB:.2f}"
+    )
     assert max(worst) <= 0
     with db.read() as session:
         c = get_counters(session, key_id)
-        assert (c.reserved_bytes, c.usage_count, c.jobs_pending) == (fits * settings.default_reservation_bytes, fits, fits)
+        assert (c.reserved_bytes, c.usage_count, c.jobs_pending) == (
+            fits * settings.default_reservation_bytes,
+            fits,
+            fits,
+        )
 
 
 def test_quota_error_has_the_tornado_body(client: TestClient, make_key: KeyFactory, db: Database) -> None:
@@ -73,7 +81,9 @@ def test_quota_error_has_the_tornado_body(client: TestClient, make_key: KeyFacto
         "used_gb": "1024.00",
         "message": "This API key has a 1024 GB limit and has used 1024.00 GB",
     }
-    assert client.get("/usage", headers={"x-api-key": secret}).json()["usage_count"] == 0  # refused, not counted
+    assert (
+        client.get("/usage", headers={"x-api-key": secret}).json()["usage_count"] == 0
+    )  # refused, not counted
 
 
 def test_reservation_grows_with_the_real_size_and_fails_when_it_cannot(
@@ -106,7 +116,11 @@ def test_usage_fields_by_key_type(client: TestClient, make_key: KeyFactory) -> N
     assert set(client.get("/usage", headers={"x-api-key": unlimited}).json()) == common
     body = client.get("/usage", headers={"x-api-key": trial}).json()
     assert set(body) == common | {"storage_limit_gb", "storage_limit_bytes", "storage_remaining_gb"}
-    assert (body["storage_limit_gb"], body["storage_limit_bytes"], body["storage_remaining_gb"]) == (1.0, GB, 1.0)
+    assert (body["storage_limit_gb"], body["storage_limit_bytes"], body["storage_remaining_gb"]) == (
+        1.0,
+        GB,
+        1.0,
+    )
     body = client.get("/usage", headers={"x-api-key": limited}).json()
     assert body["max_resolution_limit"] == "720" and body["max_duration_limit_seconds"] == 600
     assert body["max_filesize_limit_bytes"] == 50 * 1024 * 1024 and body["max_filesize_limit_mb"] == 50.0
@@ -119,7 +133,12 @@ def test_stripe_key_reports_that_billing_is_not_configured(client: TestClient, d
 
     with db.write() as session:
         new = create_key(
-            session, pepper=TEST_SECRET, name="Paying", key_type="stripe", limits=KeyLimits(), stripe_subscription_id="sub_1"
+            session,
+            pepper=TEST_SECRET,
+            name="Paying",
+            key_type="stripe",
+            limits=KeyLimits(),
+            stripe_subscription_id="sub_1",
         )
     body = client.get("/usage", headers={"x-api-key": new.api_key}).json()
     assert body["billing_error"] == "Stripe billing is not configured on this server"

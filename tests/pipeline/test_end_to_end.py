@@ -35,7 +35,13 @@ def sha256(data: bytes) -> str:
 
 
 def test_job_completes_and_usage_moves_exactly(
-    client: TestClient, api_key: str, worker: Worker, media: MediaServer, media_dir: Path, settings: Settings, tmp_path: Path
+    client: TestClient,
+    api_key: str,
+    worker: Worker,
+    media: MediaServer,
+    media_dir: Path,
+    settings: Settings,
+    tmp_path: Path,
 ) -> None:
     assert get(client, api_key, "/usage")["usage_count"] == 0
     job_id = submit(client, api_key, media.url("media/tiny.mp4"), filename="My: clip?", folder="shows/one")
@@ -48,7 +54,12 @@ def test_job_completes_and_usage_moves_exactly(
     job = get(client, api_key, f"/jobs/{job_id}")
     assert (job["status"], job["step"], job["error"]) == ("Completed", "Finished", None)
     assert job["s3_key"] == "shows/one/My clip.mp4"
-    assert (job["width"], job["height"], job["native_video_codec"], job["native_audio_codec"]) == (320, 180, "h264", "aac")
+    assert (job["width"], job["height"], job["native_video_codec"], job["native_audio_codec"]) == (
+        320,
+        180,
+        "h264",
+        "aac",
+    )
     assert abs(job["duration_seconds"] - 2.0) < 0.1
     for name in ("download_duration_ms", "mux_duration_ms", "upload_duration_ms"):
         assert isinstance(job[name], int) and job[name] >= 0
@@ -72,7 +83,12 @@ def test_job_completes_and_usage_moves_exactly(
     assert usage["storage_reserved_gb"] == 0
     assert usage["storage_effective_usage_gb"] == usage["storage_usage_gb"]
     stats = get(client, api_key, "/dashboard/stats")
-    assert (stats["total_jobs"], stats["completed_jobs"], stats["failed_jobs"], stats["pending_jobs"]) == (1, 1, 0, 0)
+    assert (stats["total_jobs"], stats["completed_jobs"], stats["failed_jobs"], stats["pending_jobs"]) == (
+        1,
+        1,
+        0,
+        0,
+    )
     assert stats["storage_used_bytes"] == len(stored)
     assert stats["today_throughput_bytes"] == (media_dir / "tiny.mp4").stat().st_size
     assert stats["avg_processing_time_seconds"] is not None and stats["avg_processing_time_seconds"] > 0
@@ -100,7 +116,9 @@ def test_signed_download_link_serves_the_file_with_ranges(
     assert tampered.json() == {"error": "This download link is invalid or has expired"}
 
 
-def test_mkv_container(client: TestClient, api_key: str, worker: Worker, media: MediaServer, settings: Settings) -> None:
+def test_mkv_container(
+    client: TestClient, api_key: str, worker: Worker, media: MediaServer, settings: Settings
+) -> None:
     job_id = submit(client, api_key, media.url("media/tiny.mp4"), format="mkv")
     drain(worker)
     job = get(client, api_key, f"/jobs/{job_id}")
@@ -172,6 +190,8 @@ def test_key_filesize_limit_fails_the_job(
     drain(worker)
     job = get(client, key, f"/jobs/{job_id}")
     assert job["status"] == "Failed"
-    assert job["error"].startswith("File is 57.") and job["error"].endswith("this API key allows at most 19.5 KB")
+    assert job["error"].startswith("File is 57.") and job["error"].endswith(
+        "this API key allows at most 19.5 KB"
+    )
     usage = get(client, key, "/usage")
     assert usage["max_filesize_limit_bytes"] == 20_000 and usage["storage_usage_bytes"] == 0

@@ -18,7 +18,9 @@ def run_one(client: TestClient, key: str, worker: Worker, url: str) -> dict[str,
     drain(worker)
     job = client.get(f"/jobs/{response.json()['job_id']}", headers={"x-api-key": key}).json()
     usage = client.get("/usage", headers={"x-api-key": key}).json()
-    assert usage["storage_reserved_bytes"] == 0 and usage["storage_usage_bytes"] == 0  # nothing billed or held
+    assert (
+        usage["storage_reserved_bytes"] == 0 and usage["storage_usage_bytes"] == 0
+    )  # nothing billed or held
     return dict(job)
 
 
@@ -41,7 +43,9 @@ def test_rate_limiting_is_retried_then_fails(
     assert job["attempt"] == worker.settings.max_attempts
 
 
-def test_server_errors_are_retried(client: TestClient, api_key: str, worker: Worker, media: MediaServer) -> None:
+def test_server_errors_are_retried(
+    client: TestClient, api_key: str, worker: Worker, media: MediaServer
+) -> None:
     job = run_one(client, api_key, worker, media.url("status/503"))
     assert job["status"] == "Failed" and job["error"] == "The source failed (HTTP 503)"
     assert job["attempt"] == worker.settings.max_attempts

@@ -44,7 +44,11 @@ def make_handler(root: Path) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 return
             data = path.read_bytes()
-            ctype = "application/octet-stream" if kind == "octet" else (mimetypes.guess_type(name)[0] or "application/octet-stream")
+            ctype = (
+                "application/octet-stream"
+                if kind == "octet"
+                else (mimetypes.guess_type(name)[0] or "application/octet-stream")
+            )
             start, end = 0, len(data) - 1
             status = 200
             header = self.headers.get("Range")

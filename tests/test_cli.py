@@ -1,0 +1,124 @@
+"""The `squall` command line, run as a real subprocess against the test database."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from squall.db import Database
+from squall.settings import Settings
+from squall.worker import Worker
+from tests.conftest import PYTHON, drain, worker_env
+from tests.support.server import MediaServer
+
+
+def squall(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "squall", *args], env=worker_env(settings), capture_output=True, text=True, timeout=60
+    )
+
+
+def test_keys_create_list_revoke(settings: Settings, db: Database, client: TestClient) -> None:
+    created = squall(settings, "keys", "create", "--name", "Acme", "--type", "trial", "--storage-limit-gb", "2",
+                     "--max-resolution", "720", "--max-duration-seconds", "600", "--max-filesize-mb", "50", "--json")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    new = json.loads(created.stdout)
+    assert set(new) == {"api_key", "client_name", "id"} and new["client_name"] == "Acme"
+    usage = client.get("/usage", headers={"x-api-key": new["api_key"]}).json()
+    assert usage["storage_limit_bytes"] == 2 * 1024**3 and usage["max_resolution_limit"] == "720"
+    assert usage["max_filesize_limit_mb"] == 50.0 and usage["max_duration_limit_seconds"] == 600
+
+    listed = json.loads(squall(settings, "keys", "list", "--json").stdout)
+    assert [(k["id"], k["type"], k["revoked"]) for k in listed] == [(new["id"], "trial", False)]
+    assert new["api_key"] not in json.dumps(listed)
+
+    assert squall(settings, "keys", "revoke", new["id"]).returncode == 0
+    assert client.get("/usage", headers={"x-api-key": new["api_key"]}).status_code == 401
+    again = squall(settings, "keys", "revoke", new["id"])
+    assert again.returncode == 2 and "No active key" in again.stderr
+
+
+def test_keys_create_refuses_contradictions(settings: Settings, db: Database) -> None:
+    result = squall(settings, "keys", "create", "--name", "X", "--type", "trial")
+    assert result.returncode == 2 and "needs a storage limit" in result.stderr
+    result = squall(settings, "keys", "create", "--name", "X", "--max-resolution", "999")
+    assert result.returncode == 2 and "Max resolution must be one of" in result.stderr
+
+
+def test_usage_verify_finds_drift(
+    settings: Settings, db: Database, client: TestClient, worker: Worker, media: MediaServer
+) -> None:
+    key = json.loads(squall(settings, "keys", "create", "--name", "V", "--json").stdout)
+    for _ in range(2):
+        client.post("/jobs", headers={"x-api-key": key["api_key"]}, json={"url": media.url("media/tiny.mp4")})
+    drain(worker)
+    clean = squall(settings, "usage", "verify", "--json")
+    assert clean.returncode == 0, clean.stdout
+    assert json.loads(clean.stdout)["ok"] is True
+
+    with db.write() as session:
+        session.execute(text("UPDATE key_counters SET used_bytes = used_bytes + 1"))
+        session.execute(
+            text("UPDATE daily_rollups SET quantity = quantity + 5 WHERE metric = 'jobs.created'")
+        )
+    drifted = squall(settings, "usage", "verify", "--json")
+    assert drifted.returncode == 1
+    report = json.loads(drifted.stdout)
+    whats = {d["what"] for d in report["drift"]}
+    assert "counter used_bytes" in whats
+    assert any(w.startswith("rollup ") and w.endswith("jobs.created") for w in whats)
+    text_report = squall(settings, "usage", "verify")
+    assert text_report.returncode == 1 and "differences" in text_report.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_migrates_prints_a_first_key_and_answers(tmp_path: object, settings: Settings) -> None:
+    port = free_port()
+    env = worker_env(settings)
+    env["SQUALL_DATA_DIR"] = str(settings.data_dir / "fresh")
+    env.pop("SQUALL_DATABASE_URL")  # the embedded default: SQLite in the data directory
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "squall", "serve", "--port", str(port), "--workers", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if line.startswith("API docs:"):
+                break
+        output = "".join(lines)
+        key = next(word for word in output.split() if word.startswith("sk_"))
+        assert f"curl -s -X POST http://127.0.0.1:{port}/jobs -H 'x-api-key: {key}'" in output
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"{base}/healthz")
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert health.json()["status"] == "ok"
+        assert httpx.get(f"{base}/usage", headers={"x-api-key": key}).json()["client_name"] == "default"
+        assert "swagger" in httpx.get(f"{base}/docs").text.lower()
+        assert "/jobs" in httpx.get(f"{base}/openapi.json").json()["paths"]
+        assert "squall_jobs" in httpx.get(f"{base}/metrics").text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert (settings.data_dir / "fresh" / "squall.db").exists()
