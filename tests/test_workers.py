@@ -130,3 +130,29 @@ def test_a_worker_killed_mid_job_loses_nothing(
         assert not verify(session).drift
     leftovers = [p for p in settings.work_dir.iterdir()] if settings.work_dir.exists() else []
     assert all(not p.name.endswith("-2") for p in leftovers)  # the second run cleaned up after itself
+
+
+def test_a_stopped_worker_hands_its_job_back_at_once(
+    client: TestClient, make_key: KeyFactory, db: Database, settings: Settings, media: MediaServer
+) -> None:
+    secret, key_id = make_key("Deploy")
+    response = client.post(
+        "/jobs", headers={"x-api-key": secret}, json={"url": media.url("slow/tiny.mp4?kbps=20")}
+    )
+    job_id = response.json()["job_id"]
+    with workers(settings, 1) as (first,):
+        wait_until(
+            lambda: count(db, Job.id == job_id, Job.step == "Downloading") == 1, 30, "the download to start"
+        )
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=10) == 0
+    with db.read() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and (job.status, job.step, job.lease_owner) == ("Pending", "Queued", None)
+        c = get_counters(session, key_id)
+        assert (c.jobs_pending, c.jobs_processing, c.reserved_bytes) == (
+            1,
+            0,
+            settings.default_reservation_bytes,
+        )
+        assert not verify(session).drift

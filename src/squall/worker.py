@@ -147,6 +147,9 @@ class Worker:
                 bytes=result.file_size,
             )
         except Cancelled:
+            if not run.lost.is_set():  # shutting down: hand the job back now, not after the lease
+                with self.db.write() as session:
+                    queue.requeue(session, job.id, job.key_id, job.attempt, run_after=now_ms())
             log.info("job stopped", job_id=job.id, lease_lost=run.lost.is_set())
         except JobFailure as failure:
             self.record_failure(job, failure)

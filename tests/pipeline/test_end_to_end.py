@@ -195,3 +195,17 @@ def test_key_filesize_limit_fails_the_job(
     )
     usage = get(client, key, "/usage")
     assert usage["max_filesize_limit_bytes"] == 20_000 and usage["storage_usage_bytes"] == 0
+
+
+def test_hls_and_dash_sources(
+    client: TestClient, api_key: str, worker: Worker, media: MediaServer, settings: Settings
+) -> None:
+    hls = submit(client, api_key, media.url("media/hls/index.m3u8"), filename="from-hls")
+    dash = submit(client, api_key, media.url("media/dash/manifest.mpd"), filename="from-dash")
+    drain(worker)
+    for job_id in (hls, dash):
+        job = get(client, api_key, f"/jobs/{job_id}")
+        assert job["status"] == "Completed", job
+        out = probe(settings.storage_dir / job["s3_key"])
+        assert (out.video_codec, out.audio_codec, out.width, out.height) == ("h264", "aac", 320, 180)
+        assert abs(out.duration - 4.0) < 0.3

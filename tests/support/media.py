@@ -34,6 +34,32 @@ def webm(path: Path, seconds: float = 2) -> Path:
     return path
 
 
+def hls(folder: Path, seconds: float = 4) -> Path:
+    folder.mkdir(exist_ok=True)
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc=size=320x180:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=duration={seconds}",
+        *H264, "-c:a", "aac", "-b:a", "64k", "-shortest",
+        "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
+        "-hls_segment_filename", str(folder / "seg_%03d.ts"), str(folder / "index.m3u8"),
+    )  # fmt: skip
+    return folder / "index.m3u8"
+
+
+def dash(folder: Path, seconds: float = 4) -> Path:
+    """Separate video and audio adaptation sets (segment templates), merged by the downloader."""
+    folder.mkdir(exist_ok=True)
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc=size=320x180:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=duration={seconds}",
+        "-map", "0:v", "-map", "1:a", *H264, "-keyint_min", "25", "-sc_threshold", "0",
+        "-c:a", "aac", "-b:a", "64k", "-shortest", "-f", "dash", "-seg_duration", "1",
+        "-use_template", "1", "-use_timeline", "0", "-adaptation_sets", "id=0,streams=v id=1,streams=a",
+        str(folder / "manifest.mpd"),
+    )  # fmt: skip
+    return folder / "manifest.mpd"
+
+
 def make_library(root: Path) -> dict[str, Path]:
     """Every file the tests serve, generated once per test session."""
     root.mkdir(parents=True, exist_ok=True)
@@ -44,6 +70,8 @@ def make_library(root: Path) -> dict[str, Path]:
         "long.mp4": video(root / "long.mp4", seconds=12, size="160x90"),
         "silent.mp4": video(root / "silent.mp4", audio=False),
         "vorbis.webm": webm(root / "vorbis.webm"),
+        "hls/index.m3u8": hls(root / "hls"),
+        "dash/manifest.mpd": dash(root / "dash"),
     }
     (root / "notmedia.bin").write_bytes(b"\x00\x01 this is not a media file " * 400)
     (root / "page.html").write_text("<html><body><p>No video here.</p></body></html>")

@@ -29,7 +29,7 @@ def make_handler(root: Path) -> type[BaseHTTPRequestHandler]:
         def do_GET(self, head: bool = False) -> None:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
-            kind, _, name = parts.path.lstrip("/").partition("/")
+            kind, _, name = parts.path.lstrip("/").partition("/")  # name may hold sub-folders
             if kind == "status":
                 self.send_response(int(name))
                 self.send_header("Content-Length", "0")

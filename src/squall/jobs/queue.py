@@ -110,20 +110,14 @@ def expired_leases(session: Session, *, now: int, limit: int = 100) -> list[Job]
     )
 
 
-def requeue(session: Session, job: Job, *, run_after: int) -> bool:
+def requeue(session: Session, job_id: str, key_id: str, attempt: int, *, run_after: int) -> bool:
     """Put a processing job back in the queue, keeping its reservation for the next attempt."""
     result = session.execute(
         update(Job)
-        .where(fenced(job.id, job.attempt))
-        .values(
-            status=PENDING,
-            step="Queued",
-            run_after=run_after,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
+        .where(fenced(job_id, attempt))
+        .values(status=PENDING, step="Queued", run_after=run_after, lease_owner=None, lease_expires_at=None)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    counters.move_job(session, job.key_id, from_status=PROCESSING, to_status=PENDING)
+    counters.move_job(session, key_id, from_status=PROCESSING, to_status=PENDING)
     return True

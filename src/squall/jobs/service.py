@@ -301,6 +301,6 @@ def reap_expired(session: Session, *, now: int) -> int:
             failure = JobFailure(f"The job was interrupted {job.attempt} times and was given up")
             end_without_output(session, job.id, job.key_id, job.attempt, job.reserved_bytes, failure, now=now)
         else:
-            queue.requeue(session, job, run_after=now)
+            queue.requeue(session, job.id, job.key_id, job.attempt, run_after=now)
         handled += 1
     return handled
