@@ -89,6 +89,7 @@ def test_another_keys_job_is_404_everywhere(client: TestClient, make_key: KeyFac
         ("GET", f"/jobs/{job_id}"),
         ("DELETE", f"/jobs/{job_id}"),
         ("POST", f"/jobs/{job_id}/retry"),
+        ("DELETE", f"/jobs/{job_id}/file"),
     ]:
         response = client.request(method, path, headers=other)
         assert response.status_code == 404, (method, path)

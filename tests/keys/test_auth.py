@@ -48,6 +48,7 @@ def test_every_job_endpoint_needs_a_key(client: TestClient) -> None:
         ("GET", f"/jobs/{job}"),
         ("DELETE", f"/jobs/{job}"),
         ("POST", f"/jobs/{job}/retry"),
+        ("DELETE", f"/jobs/{job}/file"),
         ("GET", "/usage"),
         ("GET", "/dashboard/stats"),
         ("GET", "/dashboard/daily"),

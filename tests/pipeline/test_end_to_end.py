@@ -209,3 +209,30 @@ def test_hls_and_dash_sources(
         out = probe(settings.storage_dir / job["s3_key"])
         assert (out.video_codec, out.audio_codec, out.width, out.height) == ("h264", "aac", 320, 180)
         assert abs(out.duration - 4.0) < 0.3
+
+
+def test_delete_file_removes_the_output_but_not_cumulative_usage(
+    client: TestClient, make_key: KeyFactory, worker: Worker, media: MediaServer, settings: Settings
+) -> None:
+    key, _ = make_key("Deleter")
+    stranger, _ = make_key("Stranger")
+    job_id = submit(client, key, media.url("media/tiny.mp4"), filename="gone")
+    assert client.delete(f"/jobs/{job_id}/file", headers={"x-api-key": key}).json() == {
+        "error": "Job has no file to delete"
+    }  # still pending
+    drain(worker)
+    used = get(client, key, "/usage")["storage_usage_bytes"]
+    assert client.delete(f"/jobs/{job_id}/file", headers={"x-api-key": stranger}).status_code == 404
+    response = client.delete(f"/jobs/{job_id}/file", headers={"x-api-key": key})
+    assert response.status_code == 200
+    assert response.json() == {
+        "message": "File deleted successfully",
+        "job_id": job_id,
+        "deleted_key": "gone.mp4",
+    }
+    assert not (settings.storage_dir / "gone.mp4").exists()
+    job = get(client, key, f"/jobs/{job_id}")
+    assert (job["s3_key"], job["s3_url"], job["status"]) == (None, None, "Completed")
+    assert get(client, key, "/usage")["storage_usage_bytes"] == used  # cumulative: not reduced
+    again = client.delete(f"/jobs/{job_id}/file", headers={"x-api-key": key})
+    assert again.status_code == 400 and again.json() == {"error": "Job has no file to delete"}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from squall.clock import now_ms
 from squall.errors import BadRequest
-from squall.http import DatabaseDep, SettingsDep
+from squall.http import DatabaseDep, SettingsDep, StorageDep
 from squall.jobs import service
 from squall.jobs.options import JobOptions
 from squall.jobs.views import download_url, job_detail, job_summary
@@ -83,6 +83,14 @@ def cancel_job(job_id: str, key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
     with db.write() as session:
         job = service.cancel_job(session, key.id, job_id, now=now_ms())
     return {"message": "Job cancelled successfully", "job_id": job.id}
+
+
+@router.delete("/jobs/{job_id}/file", summary="Delete a job's stored output")
+def delete_file(job_id: str, key: CurrentKey, db: DatabaseDep, storage: StorageDep) -> dict[str, Any]:
+    with db.write() as session:
+        deleted = service.clear_output(session, key.id, job_id)
+        storage.delete(deleted)  # inside the transaction: if this fails, the job keeps its key
+    return {"message": "File deleted successfully", "job_id": job_id, "deleted_key": deleted}
 
 
 @router.post("/jobs/{job_id}/retry", summary="Retry a failed job as a new job")

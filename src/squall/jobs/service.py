@@ -119,6 +119,18 @@ def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
     return job
 
 
+def clear_output(session: Session, key_id: str, job_id: str) -> str:
+    """Forget a completed job's stored output; returns its object key for deletion.
+    Cumulative storage (``used_bytes``) is not reduced: it counts bytes ever stored."""
+    job = get_job(session, key_id, job_id)
+    if job.status != COMPLETED or not job.output_key:
+        raise BadRequest("Job has no file to delete")
+    deleted = job.output_key
+    job.output_key = None
+    session.flush()
+    return deleted
+
+
 def complete_job(session: Session, claimed: ClaimedJob, done: PipelineResult, *, now: int) -> bool:
     """Commit a finished run, fenced by the attempt. False: the lease was lost, nothing changed."""
     reserved = _current_reservation(session, claimed)
