@@ -37,8 +37,7 @@ def add_job(db: Database, key: AuthenticatedKey, *, priority: int = 5, at: int |
             key,
             JobOptions(url="http://example.com/v.mp4", priority=priority),
             now=at if at is not None else now_ms(),
-            reservation_bytes=MB,
-            max_attempts=2,
+            admission=jobs.Admission(reservation_bytes=MB, max_attempts=2),
         )
         return job.id
 

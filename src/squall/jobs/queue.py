@@ -110,12 +110,14 @@ def expired_leases(session: Session, *, now: int, limit: int = 100) -> list[Job]
     )
 
 
-def requeue(session: Session, job_id: str, key_id: str, attempt: int, *, run_after: int) -> bool:
-    """Put a processing job back in the queue, keeping its reservation for the next attempt."""
+def requeue(
+    session: Session, job_id: str, key_id: str, attempt: int, *, run_after: int, error: str | None = None
+) -> bool:
+    """Put a processing job back in the queue, keeping its reservation for the next attempt.
+    ``error`` records why the last attempt did not finish."""
+    values = {"status": PENDING, "step": "Queued", "run_after": run_after, "lease_owner": None}
     result = session.execute(
-        update(Job)
-        .where(fenced(job_id, attempt))
-        .values(status=PENDING, step="Queued", run_after=run_after, lease_owner=None, lease_expires_at=None)
+        update(Job).where(fenced(job_id, attempt)).values(**values, lease_expires_at=None, error=error)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False

@@ -14,6 +14,7 @@ from squall.jobs.options import JobOptions
 from squall.jobs.views import download_url, job_detail, job_summary
 from squall.keys.auth import CurrentKey
 from squall.pipeline.urlguard import check_url
+from squall.settings import Settings
 
 router = APIRouter(tags=["jobs"])
 
@@ -29,6 +30,10 @@ def refuse_unsupported(options: JobOptions) -> None:
         )
 
 
+def admission(settings: Settings) -> service.Admission:
+    return service.Admission(settings.default_reservation_bytes, settings.max_attempts)
+
+
 @router.post("/jobs", summary="Create a job")
 def create_job(
     options: JobOptions, key: CurrentKey, db: DatabaseDep, settings: SettingsDep
@@ -41,8 +46,7 @@ def create_job(
             key,
             options,
             now=now_ms(),
-            reservation_bytes=settings.default_reservation_bytes,
-            max_attempts=settings.max_attempts,
+            admission=admission(settings),
         )
     return {"job_id": job.id}
 
@@ -101,7 +105,6 @@ def retry_job(job_id: str, key: CurrentKey, db: DatabaseDep, settings: SettingsD
             key,
             job_id,
             now=now_ms(),
-            reservation_bytes=settings.default_reservation_bytes,
-            max_attempts=settings.max_attempts,
+            admission=admission(settings),
         )
     return {"job_id": job.id, "original_job_id": job_id, "message": "Job re-queued successfully"}

@@ -4,7 +4,9 @@ counters and its usage events always change together."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from dataclasses import dataclass
+
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm import Session
 
 from squall.errors import BadRequest, JobFailure, NotFound
@@ -21,18 +23,25 @@ CANCELLED_MESSAGE = "Job cancelled by user"
 STATUS_FILTERS = {"pending", "processing", "completed", "failed", "warning", "skipped"}
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What every new job (created or retried) is admitted with."""
+
+    reservation_bytes: int
+    max_attempts: int
+
+
 def create_job(
     session: Session,
     key: AuthenticatedKey,
     options: JobOptions,
     *,
     now: int,
-    reservation_bytes: int,
-    max_attempts: int,
+    admission: Admission,
     retry_of: str | None = None,
 ) -> Job:
     """Admit one job: reserve storage (403 if it does not fit), count it, queue it."""
-    counters.admit_jobs(session, key.id, 1, reservation_bytes)
+    counters.admit_jobs(session, key.id, 1, admission.reservation_bytes)
     job = Job(
         key_id=key.id,
         url=options.url,
@@ -41,9 +50,9 @@ def create_job(
         status=PENDING,
         step="Queued",
         attempt=0,
-        max_attempts=max_attempts,
+        max_attempts=admission.max_attempts,
         run_after=now,
-        reserved_bytes=reservation_bytes,
+        reserved_bytes=admission.reservation_bytes,
         created_at=now,
         retry_of=retry_of,
     )
@@ -133,9 +142,10 @@ def clear_output(session: Session, key_id: str, job_id: str) -> str:
 
 def complete_job(session: Session, claimed: ClaimedJob, done: PipelineResult, *, now: int) -> bool:
     """Commit a finished run, fenced by the attempt. False: the lease was lost, nothing changed."""
-    reserved = _current_reservation(session, claimed)
-    if reserved is None:
+    owned = _owned(session, claimed)
+    if owned is None:
         return False
+    reserved, started = owned
     session.execute(
         update(Job)
         .where(fenced(claimed.id, claimed.attempt))
@@ -164,7 +174,6 @@ def complete_job(session: Session, claimed: ClaimedJob, done: PipelineResult, *,
         release_bytes=reserved,
         used_bytes=done.file_size,
     )
-    started = session.execute(select(Job.started_at).where(Job.id == claimed.id)).scalar_one()
     ledger.record(
         session,
         key_id=claimed.key_id,
@@ -190,20 +199,9 @@ def fail_job(
     if reserved is None:
         return False
     if retry_at is not None:
-        session.execute(
-            update(Job)
-            .where(fenced(claimed.id, claimed.attempt))
-            .values(
-                status=PENDING,
-                step="Queued",
-                run_after=retry_at,
-                lease_owner=None,
-                lease_expires_at=None,
-                error=failure.message,
-            )
+        return queue.requeue(
+            session, claimed.id, claimed.key_id, claimed.attempt, run_after=retry_at, error=failure.message
         )
-        counters.move_job(session, claimed.key_id, from_status=PROCESSING, to_status=PENDING)
-        return True
     end_without_output(session, claimed.id, claimed.key_id, claimed.attempt, reserved, failure, now=now)
     return True
 
@@ -258,11 +256,18 @@ def _record_outcome(session: Session, job: Job, status: str, now: int) -> None:
     )
 
 
-def _current_reservation(session: Session, claimed: ClaimedJob) -> int | None:
-    """The job's reservation if this attempt still owns it (row locked on PostgreSQL)."""
+def _owned(session: Session, claimed: ClaimedJob) -> Row[int, int | None] | None:
+    """(reserved_bytes, started_at) if this attempt still owns the job (row locked on PostgreSQL)."""
     return session.execute(
-        select(Job.reserved_bytes).where(fenced(claimed.id, claimed.attempt)).with_for_update()
-    ).scalar_one_or_none()
+        select(Job.reserved_bytes, Job.started_at)
+        .where(fenced(claimed.id, claimed.attempt))
+        .with_for_update()
+    ).first()
+
+
+def _current_reservation(session: Session, claimed: ClaimedJob) -> int | None:
+    owned = _owned(session, claimed)
+    return None if owned is None else owned.reserved_bytes
 
 
 def grow_job_reservation(session: Session, claimed: ClaimedJob, needed_bytes: int) -> bool | None:
@@ -280,28 +285,12 @@ def grow_job_reservation(session: Session, claimed: ClaimedJob, needed_bytes: in
     return True
 
 
-def retry_job(
-    session: Session,
-    key: AuthenticatedKey,
-    job_id: str,
-    *,
-    now: int,
-    reservation_bytes: int,
-    max_attempts: int,
-) -> Job:
+def retry_job(session: Session, key: AuthenticatedKey, job_id: str, *, now: int, admission: Admission) -> Job:
     original = get_job(session, key.id, job_id)
     if original.status not in (FAILED, WARNING):
         raise BadRequest("Only failed jobs can be retried")
     options = JobOptions.model_validate({"url": original.url, **original.options})
-    return create_job(
-        session,
-        key,
-        options,
-        now=now,
-        reservation_bytes=reservation_bytes,
-        max_attempts=max_attempts,
-        retry_of=original.id,
-    )
+    return create_job(session, key, options, now=now, admission=admission, retry_of=original.id)
 
 
 def reap_expired(session: Session, *, now: int) -> int:
