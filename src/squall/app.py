@@ -6,8 +6,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from squall import __version__
@@ -73,7 +75,32 @@ def create_app(
     async def root() -> RedirectResponse:
         return RedirectResponse("/docs")
 
-    app.include_router(jobs_router)
-    app.include_router(metering_router)
-    app.include_router(delivery_router)
+    app.include_router(jobs_router, responses=ERROR_RESPONSES)
+    app.include_router(metering_router, responses=ERROR_RESPONSES)
+    app.include_router(delivery_router, responses=ERROR_RESPONSES)
+    app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     return app
+
+
+class ErrorBody(BaseModel):
+    error: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Invalid input"},
+    401: {"model": ErrorBody, "description": "Missing or invalid x-api-key"},
+    404: {"model": ErrorBody, "description": "Not found (or another key's)"},
+}
+
+
+def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
+    """Validation errors are answered with 400, so the schema should not promise a 422."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        app.openapi_schema = schema
+    return app.openapi_schema

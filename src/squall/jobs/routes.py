@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel
 
 from squall.clock import now_ms
 from squall.errors import BadRequest
@@ -34,7 +35,18 @@ def admission(settings: Settings) -> service.Admission:
     return service.Admission(settings.default_reservation_bytes, settings.max_attempts)
 
 
-@router.post("/jobs", summary="Create a job")
+class QuotaBody(BaseModel):
+    error: str
+    limit_gb: str
+    used_gb: str
+    message: str
+
+
+@router.post(
+    "/jobs",
+    summary="Create a job",
+    responses={403: {"model": QuotaBody, "description": "Storage quota exceeded"}},
+)
 def create_job(
     options: JobOptions, key: CurrentKey, db: DatabaseDep, settings: SettingsDep
 ) -> dict[str, Any]:
