@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
@@ -122,3 +123,23 @@ def test_serve_migrates_prints_a_first_key_and_answers(tmp_path: object, setting
         proc.terminate()
         proc.wait(timeout=20)
     assert (settings.data_dir / "fresh" / "squall.db").exists()
+    deadline = time.monotonic() + 15
+    while workers_using(env["SQUALL_DATA_DIR"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert workers_using(env["SQUALL_DATA_DIR"]) == []  # serve stopped its embedded workers
+
+
+def workers_using(data_dir: str) -> list[int]:
+    """Pids of `squall worker` processes whose SQUALL_DATA_DIR is ``data_dir`` (Linux /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if b"squall\x00worker" in cmdline and f"SQUALL_DATA_DIR={data_dir}".encode() in environ.split(
+            b"\x00"
+        ):
+            found.append(int(proc.name))
+    return found

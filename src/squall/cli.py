@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -68,10 +69,11 @@ def serve(
         settings.public_url = f"http://{shown}:{port}"
     upgrade(settings.resolved_database_url)
     ensure_first_key(settings, host=host, port=port)
-    children = [
-        subprocess.Popen([sys.executable, "-m", "squall", "worker"], env=os.environ.copy())
-        for _ in range(workers)
-    ]
+    command = [sys.executable, "-m", "squall", "worker", "--exit-with-parent"]
+    children = [subprocess.Popen(command, env=os.environ.copy()) for _ in range(workers)]
+    # uvicorn re-raises SIGTERM after its own shutdown; turn it into an exit so the workers
+    # are stopped below (and they also exit by themselves if this process dies outright).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
     finally:
@@ -88,13 +90,14 @@ def serve(
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Jobs run at once in this process.")] = 1,
+    exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Run a worker only (for scale-out machines sharing one database and bucket)."""
     from squall.logging import configure_logging
     from squall.worker import run_worker
 
     configure_logging()
-    run_worker(get_settings(), concurrency=concurrency)
+    run_worker(get_settings(), concurrency=concurrency, parent_pid=os.getppid() if exit_with_parent else None)
 
 
 @db_app.command("upgrade")

@@ -82,6 +82,7 @@ class Worker:
         self.stopping = threading.Event()
         self.lease_ms = int(settings.lease_seconds * 1000)
         self._last_reap = 0.0
+        self.parent_pid: int | None = None
 
     # -- loop -------------------------------------------------------------------------
     def run(self, concurrency: int = 1) -> None:
@@ -96,6 +97,10 @@ class Worker:
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                log.warning("parent process is gone; stopping")
+                self.stop()
+                break
             try:
                 self.reap_if_due()
                 if not self.run_once():
@@ -198,8 +203,10 @@ def sweep_work_dir(work_dir: Path, older_than_seconds: float) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def run_worker(settings: Settings, concurrency: int = 1) -> None:
+def run_worker(settings: Settings, concurrency: int = 1, parent_pid: int | None = None) -> None:
+    """Run until SIGTERM/SIGINT, or until ``parent_pid`` is gone (workers embedded in serve)."""
     worker = Worker(settings)
+    worker.parent_pid = parent_pid
     sweep_work_dir(settings.work_dir, settings.download_timeout_seconds)
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
