@@ -13,11 +13,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import httpx
 import psycopg
@@ -51,13 +52,19 @@ class BenchEnv:
         return env
 
 
-def stop_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit, so ``finally`` blocks clean up as they do on Ctrl-C."""
+def run_main(main: Callable[[], int]) -> NoReturn:
+    """Run a benchmark's ``main`` so that Ctrl-C and SIGTERM still run every ``finally``
+    (server stopped, scratch database dropped, temp dir removed) and end it quietly."""
 
-    def _exit(signum: int, _frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
+    def _terminate(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 def free_port() -> int:

@@ -19,8 +19,8 @@ import asyncio
 import json
 import re
 import shutil
+import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -31,10 +31,10 @@ from typing import cast
 
 import httpx
 
-from bench._common import DATABASES, bench_env, percentile, squall_cli, squall_server, stop_on_sigterm
+from bench._common import DATABASES, bench_env, percentile, run_main, squall_cli, squall_server
 
 JOB_BODY = json.dumps({"url": "http://127.0.0.1:9/video.mp4"})
-DRAIN_SECONDS = 5.0  # wrk runs this much longer than the deadline, for answers in flight
+MAX_DRAIN_SECONDS = 120  # wrk is stopped once every answer is in, at the latest this long after
 
 
 @dataclass(frozen=True)
@@ -90,15 +90,22 @@ wrk.body = %(body)s
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 
-started, stop_at, last_answer, statuses = 0, 0, 0, {}
+started, stop_at, last_answer, statuses, parked, connections = 0, 0, 0, {}, 0, 0
 function init(args)
   started = now()
   stop_at = started + tonumber(args[1])
+  connections = tonumber(args[2])
 end
--- After the deadline a connection sends nothing more: wrk ends with no request in flight.
+-- After the deadline a connection sends nothing more. Once every connection has had its
+-- last answer this says so, and the benchmark stops wrk with no request in flight.
 function delay()
-  if now() >= stop_at then return 3600000 end
-  return 0
+  if now() < stop_at then return 0 end
+  parked = parked + 1
+  if parked == connections then
+    io.write("DRAINED\\n")
+    io.flush()
+  end
+  return 3600000
 end
 function response(status, headers, body)
   last_answer = now()
@@ -114,9 +121,11 @@ function done(summary, latency, requests)
   end
   local parts = {}
   for status, n in pairs(counts) do table.insert(parts, status .. ":" .. n) end
-  io.write(string.format("BENCH seconds=%%.6f p50_us=%%d p99_us=%%d statuses=%%s timeouts=%%d\\n",
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH seconds=%%.6f p50_us=%%d p99_us=%%d statuses=%%s errors=connect:%%d,read:%%d,write:%%d,timeout:%%d\\n",
     last - first, latency:percentile(50), latency:percentile(99), table.concat(parts, ","),
-    summary.errors.timeout))
+    e.connect, e.read, e.write, e.timeout))
 end
 """
 
@@ -125,6 +134,23 @@ def _lua(text: str) -> str:
     if not text.isascii():
         raise ValueError("wrk script values must be ASCII")
     return json.dumps(text)  # a JSON string of ASCII text is also a valid Lua string
+
+
+def _run_until_drained(command: list[str]) -> tuple[str, str, int]:
+    """Run wrk, and stop it (SIGINT: it prints its summary and exits) when it says DRAINED."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.strip() == "DRAINED":
+                proc.send_signal(signal.SIGINT)
+        return "".join(lines), proc.stderr.read(), proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def run_wrk(wrk: str, base: str, target: Target, clients: int, seconds: float) -> Measured:
@@ -137,20 +163,16 @@ def run_wrk(wrk: str, base: str, target: Target, clients: int, seconds: float) -
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="squall-bench-") as handle:
         handle.write(script)
         handle.flush()
-        options = ["-t1", f"-c{clients}", f"-d{seconds + DRAIN_SECONDS:.0f}s", "--timeout", "30s"]
-        done = subprocess.run(
-            [wrk, *options, "-s", handle.name, base + target.path, "--", str(seconds)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    match = re.search(r"^BENCH (.*)$", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or match is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        options = ["-t1", f"-c{clients}", f"-d{seconds + MAX_DRAIN_SECONDS:.0f}s", "--timeout", "30s"]
+        command = [wrk, *options, "-s", handle.name, base + target.path, "--", str(seconds), str(clients)]
+        stdout, stderr, code = _run_until_drained(command)
+    match = re.search(r"^BENCH (.*)$", stdout, re.MULTILINE)
+    if code != 0 or match is None:
+        raise RuntimeError(f"wrk failed ({code}):\n{stdout}\n{stderr}")
     fields = dict(item.split("=", 1) for item in match.group(1).split())
     statuses = {int(s): int(n) for s, n in (p.split(":") for p in fields["statuses"].split(",") if p)}
-    if int(fields["timeouts"]):
-        print(f"  wrk counted {fields['timeouts']} answers slower than its 30 s timeout")
+    if any(p.split(":")[1] != "0" for p in fields["errors"].split(",")):
+        print(f"  wrk socket errors: {fields['errors']} (timeout = answers slower than 30 s)")
     return Measured(
         statuses, float(fields["seconds"]), int(fields["p50_us"]) / 1000, int(fields["p99_us"]) / 1000
     )
@@ -259,7 +281,6 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     args = parser.parse_args()
-    stop_on_sigterm()
 
     wrk = shutil.which("wrk") if args.loadgen != "python" else None
     if args.loadgen == "wrk" and wrk is None:
@@ -305,4 +326,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)
