@@ -131,12 +131,13 @@ def squall_cli(env: BenchEnv, *args: str) -> str:
 
 
 @contextmanager
-def squall_server(env: BenchEnv, *, timeout: float = 60.0) -> Iterator[str]:
+def squall_server(env: BenchEnv, *, timeout: float = 60.0, api_processes: int = 1) -> Iterator[str]:
     """``squall serve --workers 0`` on a free loopback port; yields its base URL."""
     port = free_port()
     log_path = env.data_dir / "server.log"
     with log_path.open("wb") as log:
         command = ["serve", "--workers", "0", "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--api-processes", str(api_processes)]
         proc = subprocess.Popen(
             [sys.executable, "-m", "squall", *command],
             env=env.environ(),

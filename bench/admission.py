@@ -280,6 +280,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument(
+        "--api-processes", type=int, default=2, help="squall serve --api-processes (one per core)"
+    )
     args = parser.parse_args()
 
     wrk = shutil.which("wrk") if args.loadgen != "python" else None
@@ -302,7 +305,7 @@ def main() -> int:
         key = json.loads(squall_cli(env, "keys", "create", "--name", "bench", "--json"))["api_key"]
         healthz = Target("GET", "/healthz")
         admit = Target("POST", "/jobs", {"x-api-key": key, "content-type": "application/json"}, JOB_BODY)
-        with squall_server(env) as base:
+        with squall_server(env, api_processes=args.api_processes) as base:
             results: dict[str, Measured] = {}
             admitted = 0
             for label, target in (("healthz", healthz), ("POST /jobs", admit)):

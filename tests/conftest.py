@@ -97,6 +97,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         poll_seconds=0.05,
         socket_timeout_seconds=3,
         public_url="http://testserver",
+        auth_cache_seconds=0,  # tests revoke keys and expect the next request to fail
     )
 
 

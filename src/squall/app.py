@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -17,6 +20,7 @@ from squall.db import Database
 from squall.delivery.routes import router as delivery_router
 from squall.errors import SquallError
 from squall.jobs.routes import router as jobs_router
+from squall.keys.cache import KeyCache
 from squall.logging import get_logger
 from squall.metering.metrics import UsageCollector
 from squall.metering.routes import router as metering_router
@@ -28,11 +32,20 @@ from squall.validation import describe_validation_error
 log = get_logger("squall.app")
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Sync endpoints run in this pool. More threads than the database can use only add GIL
+    # contention (SQLite has one writer), so the pool is kept small.
+    to_thread.current_default_thread_limiter().total_tokens = app.state.settings.api_threads
+    yield
+
+
 def create_app(
     settings: Settings | None = None, db: Database | None = None, storage: Storage | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
+        lifespan=_lifespan,
         title="Squall",
         version=__version__,
         description="Self-hosted, multi-tenant media ingest API with exact usage metering "
@@ -41,6 +54,7 @@ def create_app(
     app.state.settings = settings
     app.state.db = db or Database(settings.resolved_database_url)
     app.state.storage = storage or make_storage(settings)
+    app.state.key_cache = KeyCache(settings.auth_cache_seconds)
     settings.resolved_secret_key()  # create it now, not inside the first request
 
     registry = CollectorRegistry()

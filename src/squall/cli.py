@@ -53,6 +53,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Embedded worker processes (0 = API only).")] = 2,
+    api_processes: Annotated[int, typer.Option(help="API server processes sharing the port.")] = 1,
 ) -> None:
     """Migrate, then run the API and dashboard with N embedded worker processes."""
     import uvicorn
@@ -75,7 +76,18 @@ def serve(
     # are stopped below (and they also exit by themselves if this process dies outright).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        if api_processes > 1:  # each process builds its app from the environment
+            os.environ["SQUALL_PUBLIC_URL"] = settings.public_url
+            uvicorn.run(
+                "squall.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=api_processes,
+                log_level="warning",
+            )
+        else:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
     finally:
         for child in children:
             child.terminate()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 
 from squall.db import Database
 from squall.settings import Settings
 from squall.storage.base import Storage
+
+# These are async on purpose: FastAPI runs a sync dependency in the thread pool, which would
+# cost a thread hop per dependency per request for what is an attribute lookup.
 
 
 def get_database(request: Request) -> Database:
@@ -21,23 +22,18 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_storage(request: Request) -> Storage:
+async def database_dep(request: Request) -> Database:
+    return get_database(request)
+
+
+async def settings_dep(request: Request) -> Settings:
+    return get_app_settings(request)
+
+
+async def storage_dep(request: Request) -> Storage:
     return request.app.state.storage  # type: ignore[no-any-return]
 
 
-def write_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
-    """One write transaction per request, committed after the handler returns."""
-    with db.write() as session:
-        yield session
-
-
-def read_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
-    with db.read() as session:
-        yield session
-
-
-DatabaseDep = Annotated[Database, Depends(get_database)]
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-StorageDep = Annotated[Storage, Depends(get_storage)]
-WriteSession = Annotated[Session, Depends(write_session)]
-ReadSession = Annotated[Session, Depends(read_session)]
+DatabaseDep = Annotated[Database, Depends(database_dep)]
+SettingsDep = Annotated[Settings, Depends(settings_dep)]
+StorageDep = Annotated[Storage, Depends(storage_dep)]

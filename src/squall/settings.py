@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     allow_private_urls: bool = False
     default_reservation_mb: int = Field(default=256, ge=0)
 
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
+    api_threads: int = Field(default=4, ge=1)
+
     # Queue tuning: a lease shorter than a heartbeat interval would let live jobs be reaped.
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=10.0, gt=0)

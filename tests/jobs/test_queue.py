@@ -32,14 +32,13 @@ def key_for(db: Database, secret: str) -> AuthenticatedKey:
 
 def add_job(db: Database, key: AuthenticatedKey, *, priority: int = 5, at: int | None = None) -> str:
     with db.write() as session:
-        job = jobs.create_job(
+        return jobs.create_job(
             session,
             key,
             JobOptions(url="http://example.com/v.mp4", priority=priority),
             now=at if at is not None else now_ms(),
             admission=jobs.Admission(reservation_bytes=MB, max_attempts=2),
         )
-        return job.id
 
 
 def claim(db: Database, now: int | None = None) -> queue.ClaimedJob | None:

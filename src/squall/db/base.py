@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING = {
@@ -22,3 +23,8 @@ class Base(DeclarativeBase):
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Table, for Core statements on hot paths (no ORM bookkeeping)."""
+    return cast(Table, model.__table__)

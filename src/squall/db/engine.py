@@ -9,8 +9,11 @@ On PostgreSQL both are ordinary READ COMMITTED transactions on one engine.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,37 @@ def ensure_sqlite_dir(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+class SqliteWriteLock:
+    """One SQLite writer at a time, queued instead of polled.
+
+    SQLite admits one writer; a blocked writer sleeps in SQLite's busy handler and retries
+    (1 ms, 2 ms, … 100 ms), so under load some wait for seconds. Here writers queue on a
+    thread lock (this process) and an ``flock`` on a file beside the database (other
+    processes: API, workers), and are woken the moment the writer before them is done."""
+
+    def __init__(self, database_path: str) -> None:
+        self._thread_lock = threading.Lock()
+        self._path = f"{database_path}.write-lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
 class Database:
     """One database: the source of truth and the queue."""
 
@@ -66,6 +100,9 @@ class Database:
         else:
             self.write_engine = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
             self.read_engine = self.write_engine
+        self._write_lock: AbstractContextManager[object] = nullcontext()
+        if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
+            self._write_lock = SqliteWriteLock(parsed.database)
         self._writer = sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = sessionmaker(self.read_engine, expire_on_commit=False)
 
@@ -76,7 +113,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction, committed when the block ends without an error."""
-        with self._writer() as session, session.begin():
+        with self._write_lock, self._writer() as session, session.begin():
             yield session
 
     @contextmanager

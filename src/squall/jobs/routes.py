@@ -17,6 +17,8 @@ from squall.keys.auth import CurrentKey
 from squall.pipeline.urlguard import check_url
 from squall.settings import Settings
 
+# Routes return plain dicts with ``response_model=None``: FastAPI would otherwise re-validate
+# every response against ``dict[str, Any]`` in the thread pool, for nothing.
 router = APIRouter(tags=["jobs"])
 
 
@@ -44,6 +46,7 @@ class QuotaBody(BaseModel):
 
 @router.post(
     "/jobs",
+    response_model=None,
     summary="Create a job",
     responses={403: {"model": QuotaBody, "description": "Storage quota exceeded"}},
 )
@@ -53,17 +56,17 @@ def create_job(
     refuse_unsupported(options)
     check_url(options.url, allow_private=settings.allow_private_urls, what="url")
     with db.write() as session:
-        job = service.create_job(
+        job_id = service.create_job(
             session,
             key,
             options,
             now=now_ms(),
             admission=admission(settings),
         )
-    return {"job_id": job.id}
+    return {"job_id": job_id}
 
 
-@router.get("/jobs", summary="List jobs, newest first")
+@router.get("/jobs", response_model=None, summary="List jobs, newest first")
 def list_jobs(
     key: CurrentKey,
     db: DatabaseDep,
@@ -81,7 +84,7 @@ def list_jobs(
         }
 
 
-@router.get("/jobs/{job_id}", summary="Job status and details")
+@router.get("/jobs/{job_id}", response_model=None, summary="Job status and details")
 def get_job(job_id: str, key: CurrentKey, db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
     with db.read() as session:
         job = service.get_job(session, key.id, job_id)
@@ -94,14 +97,14 @@ def get_job(job_id: str, key: CurrentKey, db: DatabaseDep, settings: SettingsDep
         return job_detail(job, url=url)
 
 
-@router.delete("/jobs/{job_id}", summary="Cancel a pending job")
+@router.delete("/jobs/{job_id}", response_model=None, summary="Cancel a pending job")
 def cancel_job(job_id: str, key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
     with db.write() as session:
         job = service.cancel_job(session, key.id, job_id, now=now_ms())
     return {"message": "Job cancelled successfully", "job_id": job.id}
 
 
-@router.delete("/jobs/{job_id}/file", summary="Delete a job's stored output")
+@router.delete("/jobs/{job_id}/file", response_model=None, summary="Delete a job's stored output")
 def delete_file(job_id: str, key: CurrentKey, db: DatabaseDep, storage: StorageDep) -> dict[str, Any]:
     with db.write() as session:
         deleted = service.clear_output(session, key.id, job_id)
@@ -109,14 +112,14 @@ def delete_file(job_id: str, key: CurrentKey, db: DatabaseDep, storage: StorageD
     return {"message": "File deleted successfully", "job_id": job_id, "deleted_key": deleted}
 
 
-@router.post("/jobs/{job_id}/retry", summary="Retry a failed job as a new job")
+@router.post("/jobs/{job_id}/retry", response_model=None, summary="Retry a failed job as a new job")
 def retry_job(job_id: str, key: CurrentKey, db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
     with db.write() as session:
-        job = service.retry_job(
+        new_id = service.retry_job(
             session,
             key,
             job_id,
             now=now_ms(),
             admission=admission(settings),
         )
-    return {"job_id": job.id, "original_job_id": job_id, "message": "Job re-queued successfully"}
+    return {"job_id": new_id, "original_job_id": job_id, "message": "Job re-queued successfully"}

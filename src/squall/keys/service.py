@@ -10,10 +10,11 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from squall.clock import now_ms
+from squall.db.base import table_of
 from squall.errors import BadRequest, NotFound
 from squall.keys.models import ApiKey
 from squall.metering import counters
@@ -99,9 +100,23 @@ def create_key(
     return NewKey(id=key.id, api_key=secret, client_name=key.client_name)
 
 
-def authenticate(session: Session, api_key: str, pepper: str) -> AuthenticatedKey | None:
-    digest = hash_key(api_key, pepper)
-    row = session.execute(select(ApiKey).where(ApiKey.key_hash == digest)).scalar_one_or_none()
+_KEYS = table_of(ApiKey).c
+_BY_HASH = select(  # built once: every request runs it
+    _KEYS.id,
+    _KEYS.client_name,
+    _KEYS.key_type,
+    _KEYS.key_hash,
+    _KEYS.revoked_at,
+    _KEYS.max_resolution,
+    _KEYS.max_duration_seconds,
+    _KEYS.max_filesize_bytes,
+    _KEYS.stripe_subscription_id,
+).where(_KEYS.key_hash == bindparam("digest"))
+
+
+def find_key(session: Session, digest: str) -> AuthenticatedKey | None:
+    """The active key whose hash is ``digest``."""
+    row = session.connection().execute(_BY_HASH, {"digest": digest}).first()
     if row is None or row.revoked_at is not None:
         return None
     if not hmac.compare_digest(row.key_hash, digest):  # belt and braces: constant-time
@@ -115,6 +130,10 @@ def authenticate(session: Session, api_key: str, pepper: str) -> AuthenticatedKe
         max_filesize_bytes=row.max_filesize_bytes,
         stripe_subscription_id=row.stripe_subscription_id,
     )
+
+
+def authenticate(session: Session, api_key: str, pepper: str) -> AuthenticatedKey | None:
+    return find_key(session, hash_key(api_key, pepper))
 
 
 def list_keys(session: Session) -> list[tuple[ApiKey, int | None]]:

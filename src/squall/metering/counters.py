@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from squall.db.base import table_of
 from squall.errors import QuotaExceeded
 from squall.metering.models import KeyCounters
 
@@ -29,10 +30,31 @@ def create_counters(session: Session, key_id: str, storage_limit_bytes: int | No
     session.add(KeyCounters(key_id=key_id, storage_limit_bytes=storage_limit_bytes))
 
 
-def _fits(extra_bytes: int) -> Any:
-    return (C.storage_limit_bytes.is_(None)) | (
-        C.used_bytes + C.reserved_bytes + extra_bytes <= C.storage_limit_bytes
+# Hot-path statements are built once: building a statement costs far more Python time than
+# SQLite takes to run it. ``T`` is the table, so these run as plain Core (no ORM bookkeeping).
+T = table_of(KeyCounters).c
+
+
+def _fits(extra: Any) -> Any:
+    return T.storage_limit_bytes.is_(None) | (
+        T.used_bytes + T.reserved_bytes + extra <= T.storage_limit_bytes
     )
+
+
+_ADMIT = (
+    update(table_of(KeyCounters))
+    .where(T.key_id == bindparam("k"), _fits(bindparam("bytes")))
+    .values(
+        reserved_bytes=T.reserved_bytes + bindparam("bytes"),
+        usage_count=T.usage_count + bindparam("jobs"),
+        jobs_pending=T.jobs_pending + bindparam("jobs"),
+    )
+)
+_GROW = (
+    update(table_of(KeyCounters))
+    .where(T.key_id == bindparam("k"), _fits(bindparam("bytes")))
+    .values(reserved_bytes=T.reserved_bytes + bindparam("bytes"))
+)
 
 
 def _raise_quota(session: Session, key_id: str) -> None:
@@ -45,17 +67,8 @@ def _raise_quota(session: Session, key_id: str) -> None:
 def admit_jobs(session: Session, key_id: str, count: int, reserve_bytes: int) -> None:
     """Count ``count`` new pending jobs and reserve ``reserve_bytes`` for them, all or none.
     Raises QuotaExceeded (403) when the reservation does not fit."""
-    result = session.execute(
-        update(C)
-        .where(C.key_id == key_id)
-        .where(_fits(reserve_bytes))
-        .values(
-            reserved_bytes=C.reserved_bytes + reserve_bytes,
-            usage_count=C.usage_count + count,
-            jobs_pending=C.jobs_pending + count,
-        )
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    result = session.connection().execute(_ADMIT, {"k": key_id, "bytes": reserve_bytes, "jobs": count})
+    if result.rowcount != 1:
         _raise_quota(session, key_id)
 
 
@@ -63,13 +76,8 @@ def grow_reservation(session: Session, key_id: str, extra_bytes: int) -> bool:
     """Reserve more for a running job; False when the quota has no room for it."""
     if extra_bytes <= 0:
         return True
-    result = session.execute(
-        update(C)
-        .where(C.key_id == key_id)
-        .where(_fits(extra_bytes))
-        .values(reserved_bytes=C.reserved_bytes + extra_bytes)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    result = session.connection().execute(_GROW, {"k": key_id, "bytes": extra_bytes})
+    return result.rowcount == 1
 
 
 def move_job(

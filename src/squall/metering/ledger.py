@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from squall.clock import utc_day
+from squall.db.base import new_id, table_of
 from squall.metering.models import DailyRollup, UsageEvent
 
 # Metric names. Dimensions: quality buckets or priorities where a metric is split.
@@ -27,6 +30,23 @@ class Usage:
     dimension: str = ""
 
 
+@lru_cache
+def _statements(dialect: str) -> tuple[Insert, Insert]:
+    """The ledger insert and the rollup upsert for a dialect, built once (hot path)."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    events = table_of(UsageEvent)
+    append = (
+        module.insert(events).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(events.c.id)
+    )
+    rollups = table_of(DailyRollup)
+    upsert = module.insert(rollups)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["key_id", "day", "metric", "dimension"],
+        set_={"quantity": rollups.c.quantity + upsert.excluded.quantity},
+    )
+    return append, upsert
+
+
 def record(
     session: Session,
     *,
@@ -39,42 +59,26 @@ def record(
     """Append events and add them to today's rollups. An event whose dedupe key is already in
     the ledger is skipped (and not rolled up again). Returns how many were new."""
     day = utc_day(at_ms)
-    dialect = session.get_bind().dialect.name
-    insert_mod = postgresql if dialect == "postgresql" else sqlite
+    connection = session.connection()
+    append, upsert = _statements(connection.dialect.name)
     written = 0
     for event in events:
-        dedupe = f"{dedupe_prefix}:{event.metric}:{event.dimension}"
-        stmt = (
-            insert_mod.insert(UsageEvent)
-            .values(
-                key_id=key_id,
-                job_id=job_id,
-                metric=event.metric,
-                dimension=event.dimension,
-                quantity=event.quantity,
-                day=day,
-                occurred_at=at_ms,
-                dedupe_key=dedupe,
-            )
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(UsageEvent.id)
-        )
-        if session.execute(stmt).first() is None:
+        row = {
+            "key_id": key_id,
+            "day": day,
+            "metric": event.metric,
+            "dimension": event.dimension,
+            "quantity": event.quantity,
+        }
+        appended = connection.execute(
+            append,
+            {**row, "id": new_id(), "job_id": job_id, "occurred_at": at_ms,
+             "dedupe_key": f"{dedupe_prefix}:{event.metric}:{event.dimension}"},
+        ).first()  # fmt: skip
+        if appended is None:
             continue
         written += 1
-        rollup = insert_mod.insert(DailyRollup).values(
-            key_id=key_id,
-            day=day,
-            metric=event.metric,
-            dimension=event.dimension,
-            quantity=event.quantity,
-        )
-        session.execute(
-            rollup.on_conflict_do_update(
-                index_elements=["key_id", "day", "metric", "dimension"],
-                set_={"quantity": DailyRollup.quantity + rollup.excluded.quantity},
-            )
-        )
+        connection.execute(upsert, row)
     return written
 
 

@@ -16,25 +16,25 @@ from squall.metering import service
 router = APIRouter(tags=["usage"])
 
 
-@router.get("/usage", summary="Usage, quota and limits of the calling key")
+@router.get("/usage", response_model=None, summary="Usage, quota and limits of the calling key")
 def get_usage(key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
     with db.read() as session:
         return service.usage(session, key)
 
 
-@router.get("/dashboard/stats", summary="Counters for the dashboard cards")
+@router.get("/dashboard/stats", response_model=None, summary="Counters for the dashboard cards")
 def dashboard_stats(key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
     with db.read() as session:
         return service.dashboard_stats(session, key, now=now_ms())
 
 
-@router.get("/dashboard/daily", summary="Completed and failed jobs over the last 7 days")
+@router.get("/dashboard/daily", response_model=None, summary="Completed and failed jobs over the last 7 days")
 def dashboard_daily(key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
     with db.read() as session:
         return service.daily_stats(session, key.id, now=now_ms())
 
 
-@router.get("/dashboard/jobs", summary="Jobs for the dashboard table")
+@router.get("/dashboard/jobs", response_model=None, summary="Jobs for the dashboard table")
 def dashboard_jobs(
     key: CurrentKey,
     db: DatabaseDep,
