@@ -42,6 +42,7 @@ from bench._common import (
     squall_cli,
     squall_server,
 )
+from squall.clock import hour_of
 from squall.db import Database
 from squall.db.migrate import upgrade
 from squall.keys.service import create_key
@@ -95,7 +96,7 @@ class History:
     jobs: int = 0
     used_bytes: int = 0
     finished_last_day: int = 0  # what /dashboard/stats averages over
-    rollups: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    rollups: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
 
 
 Row = tuple[object, ...]
@@ -155,16 +156,18 @@ def generate(
             history.finished_last_day += finished >= now - DAY_MS
             made = days.get(created // DAY_MS) or days.setdefault(created // DAY_MS, utc_day(created))
             done = days.get(finished // DAY_MS) or days.setdefault(finished // DAY_MS, utc_day(finished))
-            for metric, quantity, day, at in (
-                (ledger.JOBS_CREATED, 1, made, created),
-                (ledger.JOBS_COMPLETED, 1, done, finished),
-                (ledger.BYTES_UPLOADED, size, done, finished),
-                (ledger.BYTES_DOWNLOADED, downloaded, done, finished),
-                (ledger.PROCESSING_MS, finished - started, done, finished),
+            hour = hour_of(finished)
+            for metric, dimension, quantity, day, at in (
+                (ledger.JOBS_CREATED, "", 1, made, created),
+                (ledger.JOBS_COMPLETED, "", 1, done, finished),
+                (ledger.BYTES_UPLOADED, "", size, done, finished),
+                (ledger.BYTES_DOWNLOADED, "", downloaded, done, finished),
+                (ledger.PROCESSING_MS, hour, finished - started, done, finished),
+                (ledger.TIMED_JOBS, hour, 1, done, finished),
             ):
-                dedupe = f"{job_id}:{metric}:"  # <job_id>:<metric>:<dimension>, as ledger.record
-                events.append((next(event_ids), key_id, job_id, metric, "", quantity, day, at, dedupe))
-                history.rollups[(day, metric)] += quantity
+                dedupe = f"{job_id}:{metric}:{dimension}"  # as ledger.record writes it
+                events.append((next(event_ids), key_id, job_id, metric, dimension, quantity, day, at, dedupe))
+                history.rollups[(day, metric, dimension)] += quantity
         yield jobs, events
 
 
@@ -260,8 +263,14 @@ def _conninfo(url: str) -> str:
 def _write_totals(db: Database, key_id: str, history: History) -> None:
     with db.write() as session:
         rows = [
-            {"key_id": key_id, "day": datetime.fromisoformat(day).date(), "metric": metric, "quantity": q}
-            for (day, metric), q in history.rollups.items()
+            {
+                "key_id": key_id,
+                "day": datetime.fromisoformat(day).date(),
+                "metric": metric,
+                "dimension": dimension,
+                "quantity": q,
+            }
+            for (day, metric, dimension), q in history.rollups.items()
         ]
         session.execute(insert(DailyRollup), rows)
         session.execute(

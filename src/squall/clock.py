@@ -8,6 +8,7 @@ import time
 from datetime import UTC, date, datetime
 
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
 
 
 def now_ms() -> int:
@@ -16,6 +17,11 @@ def now_ms() -> int:
 
 def utc_day(ms: int) -> date:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).date()
+
+
+def hour_of(ms: int) -> str:
+    """The UTC hour, "00".."23" (the dimension of hourly metrics)."""
+    return f"{ms // HOUR_MS % 24:02d}"
 
 
 def day_start_ms(day: date) -> int:

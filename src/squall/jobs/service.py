@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from squall.clock import hour_of
 from squall.db.base import new_id, table_of
 from squall.errors import BadRequest, JobFailure, NotFound
 from squall.jobs import queue
@@ -190,7 +191,8 @@ def complete_job(session: Session, claimed: ClaimedJob, done: PipelineResult, *,
             Usage(ledger.JOBS_COMPLETED, 1),
             Usage(ledger.BYTES_UPLOADED, done.file_size),
             Usage(ledger.BYTES_DOWNLOADED, done.downloaded_bytes),
-            Usage(ledger.PROCESSING_MS, max(0, now - (started or now))),
+            Usage(ledger.PROCESSING_MS, max(0, now - (started or now)), hour_of(now)),
+            Usage(ledger.TIMED_JOBS, 1, hour_of(now)),
         ],
         dedupe_prefix=claimed.id,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +21,10 @@ JOBS_COMPLETED = "jobs.completed"
 JOBS_FAILED = "jobs.failed"
 BYTES_UPLOADED = "storage.uploaded_bytes"
 BYTES_DOWNLOADED = "source.downloaded_bytes"
+# Per UTC hour (dimension "00".."23"), so "the last 24 hours" is read from at most 25 rollup
+# rows however many jobs ran: processing time of completed jobs, and how many there were.
 PROCESSING_MS = "jobs.processing_ms"
+TIMED_JOBS = "jobs.timed"
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,8 @@ def record(
 
 
 def rollup_totals(
-    session: Session, key_id: str, metrics: list[str], first_day: object, last_day: object
-) -> dict[tuple[object, str, str], int]:
+    session: Session, key_id: str, metrics: list[str], first_day: date, last_day: date
+) -> dict[tuple[date, str, str], int]:
     """(day, metric, dimension) -> quantity for one key over an inclusive day range."""
     rows = session.execute(
         select(DailyRollup.day, DailyRollup.metric, DailyRollup.dimension, DailyRollup.quantity)

@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from squall.clock import DAY_MS, utc_day
-from squall.jobs.models import COMPLETED, Job
+from squall.clock import HOUR_MS, day_start_ms, utc_day
 from squall.keys.service import AuthenticatedKey
 from squall.metering import ledger
 from squall.metering.counters import get_counters
@@ -49,11 +47,7 @@ def usage(session: Session, key: AuthenticatedKey) -> dict[str, Any]:
 
 def dashboard_stats(session: Session, key: AuthenticatedKey, *, now: int) -> dict[str, Any]:
     c = get_counters(session, key.id)
-    avg_ms = session.execute(
-        select(func.avg(Job.finished_at - Job.started_at)).where(
-            Job.key_id == key.id, Job.finished_at >= now - DAY_MS, Job.status == COMPLETED
-        )
-    ).scalar_one()
+    avg_ms = average_processing_ms(session, key.id, now=now)
     today = utc_day(now)
     throughput = ledger.rollup_totals(session, key.id, [ledger.BYTES_DOWNLOADED], today, today)
     return {
@@ -68,6 +62,28 @@ def dashboard_stats(session: Session, key: AuthenticatedKey, *, now: int) -> dic
         "avg_processing_time_seconds": None if avg_ms is None else round(float(avg_ms) / 1000, 3),
         "today_throughput_bytes": sum(throughput.values()),
     }
+
+
+def average_processing_ms(session: Session, key_id: str, *, now: int) -> float | None:
+    """Mean processing time of jobs completed in the last 24 hours, to the hour: the 24
+    whole hours before the current one, plus the current hour so far."""
+    first_hour = now // HOUR_MS - 24
+    totals = ledger.rollup_totals(
+        session,
+        key_id,
+        [ledger.PROCESSING_MS, ledger.TIMED_JOBS],
+        utc_day(first_hour * HOUR_MS),
+        utc_day(now),
+    )
+    spent = count = 0
+    for (day, metric, dimension), quantity in totals.items():
+        if day_start_ms(day) // HOUR_MS + int(dimension) < first_hour:
+            continue
+        if metric == ledger.PROCESSING_MS:
+            spent += quantity
+        else:
+            count += quantity
+    return spent / count if count else None
 
 
 def daily_stats(session: Session, key_id: str, *, now: int, days: int = 7) -> dict[str, Any]:
