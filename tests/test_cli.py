@@ -50,6 +50,8 @@ def test_keys_create_refuses_contradictions(settings: Settings, db: Database) ->
     assert result.returncode == 2 and "needs a storage limit" in result.stderr
     result = squall(settings, "keys", "create", "--name", "X", "--max-resolution", "999")
     assert result.returncode == 2 and "Max resolution must be one of" in result.stderr
+    result = squall(settings, "keys", "create", "--name", "X", "--max-duration-seconds", "0")
+    assert result.returncode == 2 and "Max duration must be greater than zero" in result.stderr
 
 
 def test_usage_verify_finds_drift(

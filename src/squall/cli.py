@@ -197,7 +197,7 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
-    """Revoke a key: it stops working at once."""
+    """Revoke a key: API processes refuse it within SQUALL_AUTH_CACHE_SECONDS (default 5 s)."""
     from squall.bootstrap import open_database
     from squall.errors import SquallError
     from squall.keys.service import revoke_key
@@ -218,7 +218,7 @@ def usage_verify(
     from squall.bootstrap import open_database
     from squall.metering.verify import verify
 
-    with open_database(get_settings()).read() as session:
+    with open_database(get_settings()).snapshot() as session:  # counters and ledger seen at one instant
         report = verify(session)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -64,13 +65,16 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            candidate = secrets.token_urlsafe(48)
-            try:
-                with path.open("x") as handle:  # "x": two processes starting at once keep one secret
-                    handle.write(candidate)
-                path.chmod(0o600)
+            staging = path.with_name(f".secret_key.{os.getpid()}")
+            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            try:  # link: appears whole or not at all, and the first process to start wins
+                os.link(staging, path)
             except FileExistsError:
                 pass
+            finally:
+                staging.unlink()
         self.secret_key = path.read_text().strip()
         return self.secret_key
 

@@ -44,6 +44,8 @@ class JobRun:
         with self.worker.db.write() as session:
             if not queue.set_step(session, self.job, name):
                 self.lost.set()
+        if self.cancelled():
+            raise Cancelled()
 
     def need_bytes(self, total_bytes: int) -> bool:
         with self.worker.db.write() as session:
@@ -137,12 +139,11 @@ class Worker:
     def process(self, job: ClaimedJob) -> None:
         run = JobRun(self, job)
         done = threading.Event()
-        beat = threading.Thread(target=run.heartbeat_until, args=(done,), daemon=True)
-        beat.start()
         workdir = self.settings.work_dir / f"{job.id}-{job.attempt}"
-        workdir.mkdir(parents=True, exist_ok=True)
         log.info("job started", job_id=job.id, attempt=job.attempt)
-        try:
+        try:  # everything after the claim is inside: `finally` must stop the heartbeat
+            threading.Thread(target=run.heartbeat_until, args=(done,), daemon=True).start()
+            workdir.mkdir(parents=True, exist_ok=True)
             result = run_pipeline(self.spec_for(job), workdir, self.storage, run)
             with self.db.write() as session:
                 ok = jobs.complete_job(session, job, result, now=now_ms())

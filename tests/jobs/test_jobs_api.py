@@ -136,3 +136,15 @@ def test_private_addresses_are_refused_at_submission(
         response = strict.post("/jobs", headers={"x-api-key": api_key}, json={"url": url})
     assert response.status_code == 400
     assert response.json() == {"error": "url points at a private or local address, which is not allowed"}
+
+
+def test_retry_checks_the_url_again(
+    client: TestClient, settings: Settings, db: Database, storage: LocalStorage, api_key: str
+) -> None:
+    job_id = submit(client, api_key)  # accepted while private addresses were allowed
+    client.delete(f"/jobs/{job_id}", headers={"x-api-key": api_key})
+    settings.allow_private_urls = False
+    with TestClient(create_app(settings, db=db, storage=storage)) as strict:
+        response = strict.post(f"/jobs/{job_id}/retry", headers={"x-api-key": api_key})
+    assert response.status_code == 400
+    assert response.json() == {"error": "url points at a private or local address, which is not allowed"}

@@ -122,6 +122,15 @@ class Database:
         with self._reader() as session:  # closing the session rolls the transaction back
             yield session
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only transaction whose queries all see one snapshot (REPEATABLE READ on
+        PostgreSQL; a SQLite read transaction already is one)."""
+        with self._reader() as session:
+            if not self.is_sqlite:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
     def dispose(self) -> None:
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:

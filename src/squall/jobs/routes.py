@@ -114,6 +114,12 @@ def delete_file(job_id: str, key: CurrentKey, db: DatabaseDep, storage: StorageD
 
 @router.post("/jobs/{job_id}/retry", response_model=None, summary="Retry a failed job as a new job")
 def retry_job(job_id: str, key: CurrentKey, db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
+    with db.read() as session:  # DNS may have changed since the first submission
+        check_url(
+            service.get_job(session, key.id, job_id).url,
+            allow_private=settings.allow_private_urls,
+            what="url",
+        )
     with db.write() as session:
         new_id = service.retry_job(
             session,

@@ -115,7 +115,13 @@ def list_jobs(
 def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
     """Cancel a job that is still waiting in the queue."""
     job = get_job(session, key_id, job_id)
-    reserved = job.reserved_bytes  # read before the UPDATE refreshes the loaded object
+    # Lock the row while it is still Pending and read what it holds under that lock: a worker
+    # may claim, grow and requeue it between an unlocked read and the update.
+    reserved = session.execute(
+        select(Job.reserved_bytes).where(Job.id == job.id, Job.status == PENDING).with_for_update()
+    ).scalar_one_or_none()
+    if reserved is None:
+        raise BadRequest("Job cannot be cancelled (not in queue or already processing)")
     result = session.execute(
         update(Job)
         .where(Job.id == job.id, Job.status == PENDING)

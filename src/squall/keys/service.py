@@ -79,6 +79,13 @@ def create_key(
         raise BadRequest("Only trial keys have a storage limit; use --type trial")
     if key_type == "stripe" and not stripe_subscription_id:
         raise BadRequest("A stripe key needs --stripe-subscription")
+    for label, value in (
+        ("Storage limit", limits.storage_limit_bytes),
+        ("Max duration", limits.max_duration_seconds),
+        ("Max file size", limits.max_filesize_bytes),
+    ):
+        if value is not None and value <= 0:
+            raise BadRequest(f"{label} must be greater than zero")
     if limits.max_resolution is not None and limits.max_resolution not in RESOLUTIONS:
         allowed = ", ".join(str(r) for r in RESOLUTIONS)
         raise BadRequest(f"Max resolution must be one of {allowed}")

@@ -31,15 +31,15 @@ def _context() -> Any:
 
 
 def _kill_group(process: Any) -> None:
-    if process.pid is None or not process.is_alive():
+    """Kill the child's process group (FFmpeg it started included), even if the child itself
+    has exited. The group id is the child's pid, so no other process group is touched."""
+    if process.pid is None:
         return
     try:
-        if os.getpgid(process.pid) == process.pid:  # only a group the child leads
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        if process.is_alive():  # it died before os.setpgrp(): kill it alone
             process.kill()
-    except ProcessLookupError:
-        pass
 
 
 def download(spec: JobSpec, workdir: Path, events: PipelineEvents) -> DownloadResult:

@@ -46,6 +46,8 @@ def classify(exc: BaseException) -> Classified:
     text = " | ".join(str(e) for e in chain).lower()
     if "ssrf-guard" in text:
         return Classified("The URL points at a private or local address, which is not allowed")
+    if "external-downloader-refused" in text:
+        return Classified("This kind of stream (encrypted or live HLS, RTMP) is not supported")
     for error in chain:
         if isinstance(error, HTTPError):
             status = error.status

@@ -1,7 +1,11 @@
 """Connect-time SSRF guard, installed inside the downloader child process only.
 
 Every name the child resolves goes through ``socket.getaddrinfo``; non-public answers are
-dropped there, so redirects, DNS rebinding and URLs found inside manifests are all covered."""
+dropped there, so redirects, DNS rebinding and URLs found inside manifests are all covered.
+
+Some streams (encrypted or live HLS, RTMP) make yt-dlp hand the download to an external
+program such as FFmpeg, which resolves and connects on its own, out of this guard's sight.
+With the guard on, those downloaders are refused."""
 
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ from typing import Any
 
 from squall.pipeline.urlguard import is_public
 
+BLOCKED_MARKER = "ssrf-guard"
+EXTERNAL_MARKER = "external-downloader-refused"
+
 _original_getaddrinfo = socket.getaddrinfo
 
 
@@ -18,9 +25,20 @@ def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     results = _original_getaddrinfo(host, *args, **kwargs)
     allowed = [r for r in results if is_public(ipaddress.ip_address(str(r[4][0]).split("%")[0]))]
     if not allowed:
-        raise socket.gaierror(f"ssrf-guard: {host} resolves to a private or local address (blocked)")
+        raise socket.gaierror(f"{BLOCKED_MARKER}: {host} resolves to a private or local address (blocked)")
     return allowed
 
 
+def _refuse_external(self: Any, filename: str, info_dict: Any) -> bool:
+    from yt_dlp.utils import DownloadError
+
+    raise DownloadError(f"{EXTERNAL_MARKER}: this stream needs an external downloader")
+
+
 def install() -> None:
+    from yt_dlp.downloader.external import ExternalFD
+    from yt_dlp.downloader.rtmp import RtmpFD
+
     socket.getaddrinfo = _guarded_getaddrinfo
+    ExternalFD.real_download = _refuse_external  # type: ignore[method-assign]
+    RtmpFD.real_download = _refuse_external  # type: ignore[method-assign]

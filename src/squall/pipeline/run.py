@@ -10,7 +10,7 @@ from squall.errors import JobFailure
 from squall.pipeline.download import download, quota_failure
 from squall.pipeline.probe import MediaInfo, probe
 from squall.pipeline.process import build_command, run_ffmpeg
-from squall.pipeline.spec import JobSpec, PipelineEvents, PipelineResult
+from squall.pipeline.spec import Cancelled, JobSpec, PipelineEvents, PipelineResult
 from squall.storage.base import Storage
 from squall.storage.naming import alternate_key, object_key, sanitize_filename
 from squall.units import MB, human_bytes
@@ -45,6 +45,19 @@ def check_limits(spec: JobSpec, media: MediaInfo, size: int) -> None:
         )
 
 
+def store(storage: Storage, output: Path, key: str, job_id: str) -> str:
+    """Store under ``key``, or an alternate name if another job's file has it; returns the key."""
+    try:
+        for candidate in (key, alternate_key(key, job_id)):
+            if storage.put(output, candidate, overwrite=False):
+                return candidate
+        full = alternate_key(key, job_id, full=True)  # only this job ever writes this name
+        storage.put(output, full, overwrite=True)
+        return full
+    except OSError as exc:
+        raise JobFailure(f"The file could not be stored under '{key}': {exc.strerror or exc}") from None
+
+
 def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: PipelineEvents) -> PipelineResult:
     events.step("Downloading")
     started = time.monotonic()
@@ -65,16 +78,15 @@ def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: Pipelin
     check_limits(spec, media, size)
     if not events.need_bytes(size):
         raise quota_failure()
+    if events.cancelled():  # lease lost or shutting down: store nothing another attempt may redo
+        raise Cancelled()
     mux_ms = _ms_since(started)
 
     events.step("Uploading")
     started = time.monotonic()
     info = fetched.info
     name = sanitize_filename(spec.filename or str(info.get("title") or ""), fallback="video")
-    key = object_key(name, spec.container, spec.folder)
-    if not storage.put(output, key, overwrite=False):
-        key = alternate_key(key, spec.job_id)
-        storage.put(output, key, overwrite=True)
+    key = store(storage, output, object_key(name, spec.container, spec.folder), spec.job_id)
     upload_ms = _ms_since(started)
 
     return PipelineResult(

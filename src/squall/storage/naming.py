@@ -1,7 +1,9 @@
 """Object key layout: ``[folder/]filename.ext``.
 
 A name that is already taken by another job's file gets the job id's first 8 characters
-appended (``name-1a2b3c4d.mp4``), so no job ever overwrites another job's output."""
+appended (``name-1a2b3c4d.mp4``), or, if that is taken too, the whole job id, so no job
+ever overwrites another job's output. Names are cut to 200 bytes of UTF-8 (file systems
+count bytes, not characters)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import unicodedata
 
 _UNSAFE = re.compile(r"[^\w\s().,&'+-]", re.UNICODE)
 _SPACES = re.compile(r"\s+")
+MAX_NAME_BYTES = 200  # leaves room for an extension, a job id and a staging suffix in 255
 
 
 def sanitize_filename(name: str, fallback: str = "video") -> str:
@@ -17,7 +20,8 @@ def sanitize_filename(name: str, fallback: str = "video") -> str:
     text = unicodedata.normalize("NFC", name)
     text = _UNSAFE.sub("", text)
     text = _SPACES.sub(" ", text).strip(" .")
-    return text[:200] or fallback
+    text = text.encode()[:MAX_NAME_BYTES].decode(errors="ignore").strip(" .")
+    return text or fallback
 
 
 def sanitize_folder(folder: str) -> str:
@@ -31,6 +35,7 @@ def object_key(filename: str, extension: str, folder: str | None) -> str:
     return f"{prefix}/{name}" if prefix else name
 
 
-def alternate_key(key: str, job_id: str) -> str:
+def alternate_key(key: str, job_id: str, *, full: bool = False) -> str:
+    suffix = job_id if full else job_id[:8]
     stem, dot, extension = key.rpartition(".")
-    return f"{stem}-{job_id[:8]}.{extension}" if dot else f"{key}-{job_id[:8]}"
+    return f"{stem}-{suffix}.{extension}" if dot else f"{key}-{suffix}"
