@@ -51,6 +51,7 @@ from squall.metering.models import DailyRollup, KeyCounters
 
 DAY_MS = 86_400_000
 HISTORY_DAYS = 400
+EVENTS_PER_JOB = 6  # ledger rows per completed job: created, completed, bytes x2, timing x2
 CHUNK = 50_000  # jobs generated and inserted at a time
 ENDPOINTS = ("/usage", "/dashboard/stats")
 
@@ -118,7 +119,7 @@ def generate(
         low = first + span * start // count
         created_at = sorted(low + int(uniform() * span * n / count) for _ in range(n))
         job_ids = time_ordered_ids(created_at)
-        event_ids = iter(time_ordered_ids([t for t in created_at for _ in range(5)]))
+        event_ids = iter(time_ordered_ids([t for t in created_at for _ in range(EVENTS_PER_JOB)]))
         jobs: list[Row] = []
         events: list[Row] = []
         for job_id, created in zip(job_ids, created_at, strict=True):
@@ -157,14 +158,15 @@ def generate(
             made = days.get(created // DAY_MS) or days.setdefault(created // DAY_MS, utc_day(created))
             done = days.get(finished // DAY_MS) or days.setdefault(finished // DAY_MS, utc_day(finished))
             hour = hour_of(finished)
-            for metric, dimension, quantity, day, at in (
+            seeded = (
                 (ledger.JOBS_CREATED, "", 1, made, created),
                 (ledger.JOBS_COMPLETED, "", 1, done, finished),
                 (ledger.BYTES_UPLOADED, "", size, done, finished),
                 (ledger.BYTES_DOWNLOADED, "", downloaded, done, finished),
                 (ledger.PROCESSING_MS, hour, finished - started, done, finished),
                 (ledger.TIMED_JOBS, hour, 1, done, finished),
-            ):
+            )
+            for metric, dimension, quantity, day, at in seeded:
                 dedupe = f"{job_id}:{metric}:{dimension}"  # as ledger.record writes it
                 events.append((next(event_ids), key_id, job_id, metric, dimension, quantity, day, at, dedupe))
                 history.rollups[(day, metric, dimension)] += quantity
