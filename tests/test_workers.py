@@ -60,6 +60,18 @@ def count(db: Database, *where: object) -> int:
         return int(session.execute(select(func.count()).select_from(Job).where(*where)).scalar_one())  # type: ignore[arg-type]
 
 
+def submit_slow_job(client: TestClient, secret: str, media: MediaServer) -> str:
+    """A job whose download takes about three seconds (the file is sent at 20 KB/s)."""
+    response = client.post(
+        "/jobs", headers={"x-api-key": secret}, json={"url": media.url("slow/tiny.mp4?kbps=20")}
+    )
+    return str(response.json()["job_id"])
+
+
+def downloading(db: Database, job_id: str) -> bool:
+    return count(db, Job.id == job_id, Job.step == "Downloading") == 1
+
+
 def test_several_workers_drain_the_queue_each_job_completed_once(
     client: TestClient, make_key: KeyFactory, db: Database, settings: Settings, media: MediaServer
 ) -> None:
@@ -95,14 +107,9 @@ def test_a_worker_killed_mid_job_loses_nothing(
     client: TestClient, make_key: KeyFactory, db: Database, settings: Settings, media: MediaServer
 ) -> None:
     secret, key_id = make_key("Crash")
-    response = client.post(
-        "/jobs", headers={"x-api-key": secret}, json={"url": media.url("slow/tiny.mp4?kbps=20")}
-    )
-    job_id = response.json()["job_id"]
+    job_id = submit_slow_job(client, secret, media)
     with workers(settings, 1) as (first,):
-        wait_until(
-            lambda: count(db, Job.id == job_id, Job.step == "Downloading") == 1, 30, "the download to start"
-        )
+        wait_until(lambda: downloading(db, job_id), 30, "the download to start")
         time.sleep(0.5)
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
@@ -136,14 +143,9 @@ def test_a_stopped_worker_hands_its_job_back_at_once(
     client: TestClient, make_key: KeyFactory, db: Database, settings: Settings, media: MediaServer
 ) -> None:
     secret, key_id = make_key("Deploy")
-    response = client.post(
-        "/jobs", headers={"x-api-key": secret}, json={"url": media.url("slow/tiny.mp4?kbps=20")}
-    )
-    job_id = response.json()["job_id"]
+    job_id = submit_slow_job(client, secret, media)
     with workers(settings, 1) as (first,):
-        wait_until(
-            lambda: count(db, Job.id == job_id, Job.step == "Downloading") == 1, 30, "the download to start"
-        )
+        wait_until(lambda: downloading(db, job_id), 30, "the download to start")
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=10) == 0
     with db.read() as session:

@@ -12,7 +12,7 @@ from squall.errors import BadRequest
 from squall.http import DatabaseDep, SettingsDep, StorageDep
 from squall.jobs import service
 from squall.jobs.options import JobOptions
-from squall.jobs.views import download_url, job_detail, job_summary
+from squall.jobs.views import download_url, job_detail, job_page
 from squall.keys.auth import CurrentKey
 from squall.pipeline.urlguard import check_url
 from squall.settings import Settings
@@ -76,12 +76,7 @@ def list_jobs(
 ) -> dict[str, Any]:
     with db.read() as session:
         jobs, total, _ = service.list_jobs(session, key.id, status=status, limit=limit, offset=offset)
-        return {
-            "jobs": [job_summary(j) for j in jobs],
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-        }
+        return job_page(jobs, total=total, limit=limit, offset=offset)  # total ignores the filter
 
 
 @router.get("/jobs/{job_id}", response_model=None, summary="Job status and details")

@@ -60,6 +60,11 @@ def job_summary(job: Job) -> dict[str, Any]:
     }
 
 
+def job_page(jobs: list[Job], *, total: int, limit: int, offset: int) -> dict[str, Any]:
+    """A page of the job list (GET /jobs, GET /dashboard/jobs)."""
+    return {"jobs": [job_summary(j) for j in jobs], "total": total, "limit": limit, "offset": offset}
+
+
 def job_detail(job: Job, *, url: str | None) -> dict[str, Any]:
     """The GET /jobs/{id} shape."""
     body = job_summary(job)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from squall.clock import now_ms
 from squall.http import DatabaseDep
 from squall.jobs import service as jobs
-from squall.jobs.views import job_summary
+from squall.jobs.views import job_page
 from squall.keys.auth import CurrentKey
 from squall.metering import service
 
@@ -44,9 +44,4 @@ def dashboard_jobs(
 ) -> dict[str, Any]:
     with db.read() as session:
         rows, _, matching = jobs.list_jobs(session, key.id, status=status, limit=limit, offset=offset)
-        return {
-            "jobs": [job_summary(j) for j in rows],
-            "total": matching,
-            "limit": limit,
-            "offset": offset,
-        }
+        return job_page(rows, total=matching, limit=limit, offset=offset)  # total matches the filter
