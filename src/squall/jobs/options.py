@@ -4,7 +4,7 @@ understands. Combinations that no container can hold are refused here, before an
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -245,6 +245,3 @@ class JobOptions(BaseModel):
             ("paused", self.paused),
         ]
         return used + [name for name, on in checks if on]
-
-
-Status = Literal["pending", "processing", "completed", "failed", "warning", "skipped"]

@@ -137,7 +137,7 @@ def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise BadRequest("Job cannot be cancelled (not in queue or already processing)")
     counters.move_job(session, key_id, from_status=PENDING, to_status=FAILED, release_bytes=reserved)
-    _record_outcome(session, job, FAILED, now)
+    _record_failed(session, key_id, job.id, now)
     session.refresh(job)
     return job
 
@@ -249,6 +249,11 @@ def end_without_output(
     counters.move_job(
         session, key_id, from_status=PROCESSING, to_status=failure.outcome, release_bytes=reserved
     )
+    _record_failed(session, key_id, job_id, now)
+
+
+def _record_failed(session: Session, key_id: str, job_id: str, now: int) -> None:
+    """The ledger event of a job that ended without output (cancelled, failed, skipped)."""
     ledger.record(
         session,
         key_id=key_id,
@@ -256,18 +261,6 @@ def end_without_output(
         at_ms=now,
         events=[Usage(ledger.JOBS_FAILED, 1)],
         dedupe_prefix=job_id,
-    )
-
-
-def _record_outcome(session: Session, job: Job, status: str, now: int) -> None:
-    metric = ledger.JOBS_COMPLETED if status == COMPLETED else ledger.JOBS_FAILED
-    ledger.record(
-        session,
-        key_id=job.key_id,
-        job_id=job.id,
-        at_ms=now,
-        events=[Usage(metric, 1)],
-        dedupe_prefix=job.id,
     )
 
 
