@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str = ""
     allow_private_urls: bool = False

@@ -4,7 +4,7 @@ handed to players and browsers. Range requests are answered by Starlette's FileR
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from squall.clock import now_ms
 from squall.errors import NotFound, Unauthorized
@@ -24,7 +24,7 @@ def get_file(
     db: DatabaseDep,
     settings: SettingsDep,
     storage: StorageDep,
-) -> FileResponse:
+) -> Response:
     if not verify(job_id, name, expires, sig, secret=settings.resolved_secret_key(), now_s=now_ms() // 1000):
         raise Unauthorized("This download link is invalid or has expired")
     with db.read() as session:
@@ -33,6 +33,9 @@ def get_file(
     if key is None or key.rsplit("/", 1)[-1] != name:
         raise NotFound("File not found")
     path = storage.local_path(key)
-    if path is None:
+    if path is not None:
+        return FileResponse(path, filename=name)
+    direct = storage.presigned_url(key, name, max(60, expires - now_ms() // 1000))
+    if direct is None:
         raise NotFound("File not found")
-    return FileResponse(path, filename=name)
+    return RedirectResponse(direct, status_code=307)  # a remote bucket serves the bytes

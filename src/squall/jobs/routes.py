@@ -80,11 +80,14 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=None, summary="Job status and details")
-def get_job(job_id: str, key: CurrentKey, db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
+def get_job(
+    job_id: str, key: CurrentKey, db: DatabaseDep, settings: SettingsDep, storage: StorageDep
+) -> dict[str, Any]:
     with db.read() as session:
         job = service.get_job(session, key.id, job_id)
         url = download_url(
             job,
+            storage,
             public_url=settings.public_url,
             secret=settings.resolved_secret_key(),
             now_s=now_ms() // 1000,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from squall.jobs.models import COMPLETED, ENDED_WITHOUT_OUTPUT, Job
-from squall.storage.signing import signed_url
+from squall.storage.base import Storage
+from squall.storage.signing import SIGNED_URL_SECONDS, signed_url
 
 TIMING_FIELDS = (
     "queue_wait_ms",
@@ -35,11 +36,13 @@ def sanitize_error(message: str | None) -> str | None:
     return message
 
 
-def download_url(job: Job, *, public_url: str, secret: str, now_s: int) -> str | None:
+def download_url(job: Job, storage: Storage, *, public_url: str, secret: str, now_s: int) -> str | None:
+    """The backend's own presigned link (S3), else Squall's signed /files link; 24 h."""
     if job.status != COMPLETED or not job.output_key:
         return None
     name = job.output_key.rsplit("/", 1)[-1]
-    return signed_url(public_url, job.id, name, secret=secret, now_s=now_s)
+    direct = storage.presigned_url(job.output_key, name, SIGNED_URL_SECONDS)
+    return direct or signed_url(public_url, job.id, name, secret=secret, now_s=now_s)
 
 
 def job_summary(job: Job) -> dict[str, Any]:

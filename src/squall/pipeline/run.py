@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from squall.errors import JobFailure
+from squall.errors import JobFailure, StorageError
 from squall.pipeline.download import download, quota_failure
 from squall.pipeline.probe import MediaInfo, probe
 from squall.pipeline.process import build_command, run_ffmpeg
@@ -56,6 +56,8 @@ def store(storage: Storage, output: Path, key: str, job_id: str) -> str:
         return full
     except OSError as exc:
         raise JobFailure(f"The file could not be stored under '{key}': {exc.strerror or exc}") from None
+    except StorageError as exc:  # a remote store failing is usually passing: try again later
+        raise JobFailure(exc.message, retryable=True) from None
 
 
 def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: PipelineEvents) -> PipelineResult:

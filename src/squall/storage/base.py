@@ -23,3 +23,7 @@ class Storage(Protocol):
     def local_path(self, key: str) -> Path | None:
         """A path on this machine for backends that have one (used to serve downloads)."""
         ...
+
+    def presigned_url(self, key: str, filename: str, expires_seconds: int) -> str | None:
+        """A direct download link from the backend itself, or None (then Squall serves it)."""
+        ...

@@ -50,6 +50,9 @@ class LocalStorage:
         path = self._path(key)
         return path.stat().st_size if path.is_file() else None
 
+    def presigned_url(self, key: str, filename: str, expires_seconds: int) -> str | None:
+        return None  # served by Squall at /files/... with its own signed link
+
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)
         return path if path.is_file() else None
