@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from squall.clock import now_ms
 from squall.errors import BadRequest
@@ -14,12 +14,14 @@ from squall.jobs import service
 from squall.jobs.options import JobOptions
 from squall.jobs.views import download_url, job_detail, job_page
 from squall.keys.auth import CurrentKey
+from squall.pipeline.metadata import fetch_metadata
 from squall.pipeline.urlguard import check_url
 from squall.settings import Settings
 
 # Routes return plain dicts with ``response_model=None``: FastAPI would otherwise re-validate
 # every response against ``dict[str, Any]`` in the thread pool, for nothing.
 router = APIRouter(tags=["jobs"])
+METADATA_TIMEOUT_SECONDS = 60.0
 
 
 def refuse_unsupported(options: JobOptions) -> None:
@@ -93,6 +95,22 @@ def get_job(
             now_s=now_ms() // 1000,
         )
         return job_detail(job, url=url)
+
+
+class MetadataRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(max_length=4096)
+
+
+@router.post("/metadata", response_model=None, summary="What is known about a URL, without downloading it")
+def metadata(body: MetadataRequest, key: CurrentKey, settings: SettingsDep) -> dict[str, Any]:
+    check_url(body.url.strip(), allow_private=settings.allow_private_urls, what="url")
+    return fetch_metadata(
+        body.url.strip(),
+        allow_private=settings.allow_private_urls,
+        socket_timeout=settings.socket_timeout_seconds,
+        timeout=METADATA_TIMEOUT_SECONDS,
+    )
 
 
 @router.delete("/jobs/{job_id}", response_model=None, summary="Cancel a pending job")

@@ -24,13 +24,13 @@ PROGRESS_EVERY_SECONDS = 0.5
 
 
 @lru_cache
-def _context() -> Any:
+def downloader_context() -> Any:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["squall.pipeline.ytdlp_preload"])
     return ctx
 
 
-def _kill_group(process: Any) -> None:
+def kill_group(process: Any) -> None:
     """Kill the child's process group (FFmpeg it started included), even if the child itself
     has exited. The group id is the child's pid, so no other process group is touched."""
     if process.pid is None:
@@ -45,7 +45,7 @@ def _kill_group(process: Any) -> None:
 def download(spec: JobSpec, workdir: Path, events: PipelineEvents) -> DownloadResult:
     from squall.pipeline import ytdlp_child
 
-    ctx = _context()
+    ctx = downloader_context()
     receiver, sender = ctx.Pipe(duplex=False)
     child_options = {
         "allow_private": spec.allow_private_urls,
@@ -63,7 +63,7 @@ def download(spec: JobSpec, workdir: Path, events: PipelineEvents) -> DownloadRe
     try:
         return _follow(process, receiver, spec, events, deadline)
     finally:
-        _kill_group(process)
+        kill_group(process)
         process.join(timeout=5)
         receiver.close()
 

@@ -142,3 +142,54 @@ def _download(conn: Connection, url: str, workdir: Path, options: dict[str, Any]
         "downloaded_bytes": sum(sizes.values()) or os.path.getsize(path),
         "info": {k: info.get(k) for k in _INFO_FIELDS},
     }
+
+
+METADATA_FIELDS = (
+    "title",
+    "duration",
+    "width",
+    "height",
+    "extractor",
+    "uploader",
+    "thumbnail",
+    "description",
+    "view_count",
+    "like_count",
+    "upload_date",
+    "filesize_approx",
+)
+
+
+def metadata_main(conn: Connection, url: str, options: dict[str, Any]) -> None:
+    """Child-process entry for POST /metadata: extraction only, nothing is downloaded."""
+    os.setpgrp()
+    if not options["allow_private"]:
+        guard.install()
+    try:
+        opts = {
+            "logger": _QuietLogger(),
+            "quiet": True,
+            "noprogress": True,
+            "no_warnings": True,
+            "noplaylist": True,
+            "cachedir": False,
+            "socket_timeout": options["socket_timeout"],
+            "extractor_retries": 1,
+            "proxy": "",
+        }
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            info = ydl.extract_info(url, download=False)
+        if info.get("_type", "video") != "video":
+            raise _Stop(
+                Classified("This URL is a playlist or feed; batches are not supported by this server yet")
+            )
+        found = {name: info.get(name) for name in METADATA_FIELDS}
+        if not found["filesize_approx"]:
+            found["filesize_approx"] = info.get("filesize")
+        conn.send(("done", found))
+    except _Stop as stop:
+        conn.send(("failed", stop.failure.__dict__))
+    except BaseException as exc:
+        conn.send(("failed", classify(exc).__dict__))
+    finally:
+        conn.close()
