@@ -60,11 +60,10 @@ def count(db: Database, *where: object) -> int:
         return int(session.execute(select(func.count()).select_from(Job).where(*where)).scalar_one())  # type: ignore[arg-type]
 
 
-def submit_slow_job(client: TestClient, secret: str, media: MediaServer) -> str:
-    """A job whose download takes about three seconds (the file is sent at 20 KB/s)."""
-    response = client.post(
-        "/jobs", headers={"x-api-key": secret}, json={"url": media.url("slow/tiny.mp4?kbps=20")}
-    )
+def submit_slow_job(client: TestClient, secret: str, media: MediaServer, kbps: int = 20) -> str:
+    """A job whose download is slow: ~3 s at the default 20 KB/s (the file is ~58 KB)."""
+    url = media.url(f"slow/tiny.mp4?kbps={kbps}")
+    response = client.post("/jobs", headers={"x-api-key": secret}, json={"url": url})
     return str(response.json()["job_id"])
 
 
@@ -157,4 +156,32 @@ def test_a_stopped_worker_hands_its_job_back_at_once(
             0,
             settings.default_reservation_bytes,
         )
+        assert not verify(session).drift
+
+
+def test_cancelling_a_running_job_stops_it_and_releases_its_reservation(
+    client: TestClient, make_key: KeyFactory, db: Database, settings: Settings, media: MediaServer
+) -> None:
+    secret, key_id = make_key("Impatient")
+    job_id = submit_slow_job(client, secret, media, kbps=2)  # ~30 s: it can only end by being stopped
+    settings.heartbeat_seconds, settings.lease_seconds = (
+        30,
+        90,
+    )  # not the heartbeat: progress and cancel checks
+    with workers(settings, 1) as (worker,):
+        wait_until(lambda: downloading(db, job_id), 30, "the download to start")
+        response = client.delete(f"/jobs/{job_id}", headers={"x-api-key": secret})
+        assert response.status_code == 200
+        assert response.json() == {"message": "Job cancelled successfully", "job_id": job_id}
+        with db.read() as session:  # released at once, not when the worker notices
+            c = get_counters(session, key_id)
+            assert (c.reserved_bytes, c.jobs_processing, c.jobs_failed, c.used_bytes) == (0, 0, 1, 0)
+        work = settings.work_dir / f"{job_id}-1"
+        wait_until(lambda: not work.exists(), 10, "the worker to stop the download and remove its files")
+        assert worker.poll() is None  # the worker itself carries on
+    job = client.get(f"/jobs/{job_id}", headers={"x-api-key": secret}).json()
+    assert (job["status"], job["error"], job["s3_key"]) == ("Failed", "Job cancelled by user", None)
+    stored = list(settings.storage_dir.glob("*")) if settings.storage_dir.exists() else []
+    assert stored == []
+    with db.read() as session:
         assert not verify(session).drift

@@ -30,6 +30,7 @@ from squall.storage.base import Storage
 from squall.storage.factory import make_storage
 
 log = get_logger("squall.worker")
+CANCEL_CHECK_SECONDS = 1.0
 
 
 class JobRun:
@@ -59,11 +60,21 @@ class JobRun:
         return self.lost.is_set() or self.worker.stopping.is_set()
 
     def heartbeat_until(self, done: threading.Event) -> None:
+        """Renew the lease every heartbeat; in between, check each second (a read) whether the
+        job was cancelled, so a cancel stops the downloader and FFmpeg within about a second."""
         settings = self.worker.settings
-        while not done.wait(settings.heartbeat_seconds):
+        last_beat = time.monotonic()
+        while not done.wait(min(settings.heartbeat_seconds, CANCEL_CHECK_SECONDS)):
             try:
-                with self.worker.db.write() as session:
-                    alive = queue.heartbeat(session, self.job, now=now_ms(), lease_ms=self.worker.lease_ms)
+                if time.monotonic() - last_beat >= settings.heartbeat_seconds:
+                    with self.worker.db.write() as session:
+                        alive = queue.heartbeat(
+                            session, self.job, now=now_ms(), lease_ms=self.worker.lease_ms
+                        )
+                    last_beat = time.monotonic()
+                else:
+                    with self.worker.db.read() as session:
+                        alive = queue.still_owned(session, self.job)
             except Exception:  # a database blip: the lease has slack, try again next beat
                 log.warning("heartbeat failed", job_id=self.job.id, exc_info=True)
                 continue
@@ -147,6 +158,8 @@ class Worker:
             result = run_pipeline(self.spec_for(job), workdir, self.storage, run)
             with self.db.write() as session:
                 ok = jobs.complete_job(session, job, result, now=now_ms())
+            if not ok:
+                self.discard_if_ended(job, result.output_key)
             log.info(
                 "job completed" if ok else "completion fenced off",
                 job_id=job.id,
@@ -165,6 +178,15 @@ class Worker:
         finally:
             done.set()
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def discard_if_ended(self, job: ClaimedJob, output_key: str) -> None:
+        """A run whose job was cancelled while it uploaded leaves an object nobody will ever
+        point at: delete it. (If the job was reaped instead, another attempt may be choosing
+        names right now, so the object is left for reconciliation.)"""
+        with self.db.read() as session:
+            ended = jobs.has_ended(session, job.id)
+        if ended:
+            self.storage.delete(output_key)
 
     def record_failure(self, job: ClaimedJob, failure: JobFailure) -> None:
         retry_at = None

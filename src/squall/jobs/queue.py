@@ -91,6 +91,12 @@ def heartbeat(session: Session, job: ClaimedJob, *, now: int, lease_ms: int) -> 
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
 
+def still_owned(session: Session, job: ClaimedJob) -> bool:
+    """A read-only check, cheap enough to run every second: has the job been cancelled or
+    reaped out from under this attempt?"""
+    return session.execute(select(Job.id).where(fenced(job.id, job.attempt))).first() is not None
+
+
 def set_step(session: Session, job: ClaimedJob, step: str) -> bool:
     result = session.execute(update(Job).where(fenced(job.id, job.attempt)).values(step=step))
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]

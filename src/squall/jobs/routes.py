@@ -113,7 +113,7 @@ def metadata(body: MetadataRequest, key: CurrentKey, settings: SettingsDep) -> d
     )
 
 
-@router.delete("/jobs/{job_id}", response_model=None, summary="Cancel a pending job")
+@router.delete("/jobs/{job_id}", response_model=None, summary="Cancel a waiting or running job")
 def cancel_job(job_id: str, key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
     with db.write() as session:
         job = service.cancel_job(session, key.id, job_id, now=now_ms())

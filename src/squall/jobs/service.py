@@ -113,8 +113,12 @@ def list_jobs(
 
 
 def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
-    """Cancel a job that is still waiting in the queue."""
+    """Cancel a waiting or running job. A running job's worker sees within about a second
+    that its attempt no longer owns the job, stops its downloader and FFmpeg, and any late
+    write it tries is fenced off; the reservation is released here, at once."""
     job = get_job(session, key_id, job_id)
+    if job.status == PROCESSING:
+        return _cancel_running(session, job, now=now)
     # Lock the row while it is still Pending and read what it holds under that lock: a worker
     # may claim, grow and requeue it between an unlocked read and the update.
     reserved = session.execute(
@@ -140,6 +144,25 @@ def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
     _record_failed(session, key_id, job.id, now)
     session.refresh(job)
     return job
+
+
+def _cancel_running(session: Session, job: Job, *, now: int) -> Job:
+    owned = session.execute(
+        select(Job.reserved_bytes, Job.attempt)
+        .where(Job.id == job.id, Job.status == PROCESSING)
+        .with_for_update()
+    ).first()
+    if owned is None:  # it finished meanwhile
+        raise BadRequest("Job cannot be cancelled (not in queue or already processing)")
+    failure = JobFailure(CANCELLED_MESSAGE)
+    end_without_output(session, job.id, job.key_id, owned.attempt, owned.reserved_bytes, failure, now=now)
+    session.refresh(job)
+    return job
+
+
+def has_ended(session: Session, job_id: str) -> bool:
+    status = session.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
+    return status is not None and status not in (PENDING, PROCESSING)
 
 
 def clear_output(session: Session, key_id: str, job_id: str) -> str:
