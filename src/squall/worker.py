@@ -21,6 +21,7 @@ from squall.db import Database
 from squall.errors import JobFailure
 from squall.jobs import queue
 from squall.jobs import service as jobs
+from squall.jobs.options import JobOptions
 from squall.jobs.queue import ClaimedJob
 from squall.logging import get_logger
 from squall.pipeline.run import run_pipeline
@@ -197,14 +198,24 @@ class Worker:
         log.info("job failed", job_id=job.id, error=failure.message, retry_at=retry_at)
 
     def spec_for(self, job: ClaimedJob) -> JobSpec:
-        options = job.options
+        options = JobOptions.model_validate({"url": job.url, **job.options})
+        caps = [c for c in (job.max_resolution, options.resolution_cap) if c]  # the key's and the request's
         return JobSpec(
             job_id=job.id,
             url=job.url,
-            container=options.get("format", "mp4"),
-            filename=options.get("filename"),
-            folder=options.get("folder"),
-            max_resolution=job.max_resolution,
+            container=options.resolved_format,
+            video_codec=options.video_codec,
+            audio_codec=options.audio_codec,
+            audio_bitrate=options.audio_bitrate,
+            video_quality=options.video_quality,
+            quality_preset=options.quality_preset,
+            audio_only=options.audio_only,
+            clip_start=options.clip_start_seconds,
+            clip_end=options.clip_end_seconds,
+            max_output_seconds=options.max_duration,
+            filename=options.filename,
+            folder=options.folder,
+            max_resolution=min(caps) if caps else None,
             max_duration_seconds=job.max_duration_seconds,
             max_filesize_bytes=job.max_filesize_bytes,
             allow_private_urls=self.settings.allow_private_urls,

@@ -27,6 +27,6 @@ def probe(path: Path) -> Probed:
             duration=(container.duration or 0) / av.time_base,
             width=video.codec_context.width if video else None,
             height=video.codec_context.height if video else None,
-            video_codec=video.codec_context.name if video else None,
-            audio_codec=audio.codec_context.name if audio else None,
+            video_codec=video.codec_context.codec.canonical_name if video else None,
+            audio_codec=audio.codec_context.codec.canonical_name if audio else None,
         )

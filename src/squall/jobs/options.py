@@ -191,8 +191,7 @@ class JobOptions(BaseModel):
 
     @model_validator(mode="after")
     def _combinations(self) -> JobOptions:
-        start = parse_timestamp(self.clip_start, "clip_start") if self.clip_start else None
-        end = parse_timestamp(self.clip_end, "clip_end") if self.clip_end else None
+        start, end = self.clip_start_seconds, self.clip_end_seconds
         if start is not None and end is not None and end <= start:
             raise ValueError("clip_end must be greater than clip_start")
         fmt = self.resolved_format
@@ -219,20 +218,21 @@ class JobOptions(BaseModel):
     def resolved_format(self) -> str:
         return self.format or ("m4a" if self.audio_only else "mp4")
 
+    @property
+    def resolution_cap(self) -> int | None:
+        return None if self.max_resolution == "best" else int(self.max_resolution)
+
+    @property
+    def clip_start_seconds(self) -> float | None:
+        return parse_timestamp(self.clip_start, "clip_start") if self.clip_start else None
+
+    @property
+    def clip_end_seconds(self) -> float | None:
+        return parse_timestamp(self.clip_end, "clip_end") if self.clip_end else None
+
     def features_in_use(self) -> list[str]:
-        """Options that change the output beyond a stream-copy remux (in request order)."""
-        used: list[str] = []
-        if self.resolved_format not in ("mp4", "mkv"):
-            used.append(f"format '{self.resolved_format}'")
+        """Options this server cannot honour yet (in request order)."""
         checks: list[tuple[str, bool]] = [
-            ("video_codec", self.video_codec != "copy"),
-            ("audio_codec", self.audio_codec != "copy"),
-            ("video_quality", self.video_quality is not None and self.video_codec != "copy"),
-            ("quality_preset", self.quality_preset is not None),
-            ("max_resolution", self.max_resolution != "best"),
-            ("clip_start", self.clip_start is not None),
-            ("clip_end", self.clip_end is not None),
-            ("audio_only", self.audio_only),
             ("download_subtitles", self.download_subtitles),
             ("download_thumbnail", self.download_thumbnail),
             ("webhook_url", self.webhook_url is not None),
@@ -240,8 +240,7 @@ class JobOptions(BaseModel):
             ("live_recording", bool(self.live_recording)),
             ("live_from_start", self.live_from_start),
             ("wait_for_video", self.wait_for_video),
-            ("max_duration", self.max_duration is not None),
             ("storage", self.storage is not None),
             ("paused", self.paused),
         ]
-        return used + [name for name, on in checks if on]
+        return [name for name, on in checks if on]

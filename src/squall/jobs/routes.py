@@ -29,10 +29,7 @@ def refuse_unsupported(options: JobOptions) -> None:
     unsupported = options.features_in_use()
     if unsupported:
         verb = "is" if len(unsupported) == 1 else "are"
-        raise BadRequest(
-            f"{', '.join(unsupported)} {verb} not supported by this server yet: "
-            "it stores the source as mp4 or mkv by stream copy"
-        )
+        raise BadRequest(f"{', '.join(unsupported)} {verb} not supported by this server yet")
 
 
 def admission(settings: Settings) -> service.Admission:

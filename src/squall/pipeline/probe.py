@@ -38,8 +38,8 @@ def probe(path: Path) -> MediaInfo:
                 duration_seconds=duration,
                 width=video.codec_context.width if video else None,
                 height=video.codec_context.height if video else None,
-                video_codec=video.codec_context.name if video else None,
-                audio_codec=audio.codec_context.name if audio else None,
+                video_codec=video.codec_context.codec.canonical_name if video else None,
+                audio_codec=audio.codec_context.codec.canonical_name if audio else None,
             )
     except av.error.FFmpegError:
         raise JobFailure("The downloaded file is not a media file", outcome="Skipped") from None

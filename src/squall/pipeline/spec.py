@@ -11,9 +11,18 @@ class JobSpec:
     job_id: str
     url: str
     container: str = "mp4"
+    video_codec: str = "copy"  # copy, h264, h265, vp9
+    audio_codec: str = "copy"  # copy, aac, opus, mp3
+    audio_bitrate: str = "192k"
+    video_quality: int | None = None  # CRF; None: the preset's, else the encoder's default
+    quality_preset: str | None = None
+    audio_only: bool = False
+    clip_start: float | None = None  # seconds
+    clip_end: float | None = None
+    max_output_seconds: int | None = None  # the request's max_duration: the output is cut there
     filename: str | None = None
     folder: str | None = None
-    max_resolution: int | None = None  # key limit on the output's shorter side
+    max_resolution: int | None = None  # cap on the output's shorter side (request and key)
     max_duration_seconds: int | None = None
     max_filesize_bytes: int | None = None
     allow_private_urls: bool = False

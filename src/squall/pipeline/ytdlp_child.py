@@ -29,6 +29,17 @@ _INFO_FIELDS = (
 )
 
 
+PREFERRED_CODECS = {
+    "mp4": ["vcodec:h264", "acodec:aac"],
+    "mov": ["vcodec:h264", "acodec:aac"],
+    "webm": ["vcodec:vp9", "acodec:opus"],
+    "m4a": ["acodec:aac"],
+    "mp3": ["acodec:mp3"],
+    "ogg": ["acodec:opus"],
+    "opus": ["acodec:opus"],
+}
+
+
 class _Stop(yt_dlp.utils.DownloadCancelled):
     """Raised from a progress hook to stop a download with our own reason."""
 
@@ -95,9 +106,9 @@ def _download(conn: Connection, url: str, workdir: Path, options: dict[str, Any]
             last_report = now
             conn.send(("progress", expected))
 
-    sort = [f"res:{options['max_resolution']}"] if options["max_resolution"] else []
-    if options["container"] == "mp4":
-        sort += ["vcodec:h264", "acodec:aac"]
+    container, audio_only = options["container"], options["audio_only"]
+    sort = [f"res:{options['max_resolution']}"] if options["max_resolution"] and not audio_only else []
+    sort += PREFERRED_CODECS.get(container, [])  # streams the container takes as they are
     ydl_opts: dict[str, Any] = {
         "logger": _QuietLogger(),
         "quiet": True,
@@ -115,9 +126,9 @@ def _download(conn: Connection, url: str, workdir: Path, options: dict[str, Any]
         "ffmpeg_location": options["ffmpeg"],
         "progress_hooks": [on_progress],
         "proxy": "",
-        "format": "bv*+ba/b",
+        "format": "ba/b" if audio_only else "bv*+ba/b",
         "format_sort": sort,
-        "merge_output_format": "mkv" if options["container"] == "mkv" else "mp4/mkv",
+        "merge_output_format": "mkv" if container == "mkv" else "mp4/mkv",
     }
     with yt_dlp.YoutubeDL(ydl_opts) as ydl:
         info = ydl.extract_info(url, download=False)
