@@ -55,7 +55,7 @@ def download(spec: JobSpec, workdir: Path, events: PipelineEvents) -> DownloadRe
         "max_duration": spec.max_duration_seconds,
         "max_filesize": spec.max_filesize_bytes,
         "container": spec.container,
-        "audio_only": spec.audio_only or spec.container in ("m4a", "mp3", "ogg", "opus"),
+        "audio_only": spec.audio_output,
     }
     process = ctx.Process(target=ytdlp_child.main, args=(sender, spec.url, str(workdir), child_options))
     process.start()

@@ -20,7 +20,6 @@ from squall.pipeline.binaries import ffmpeg_path
 from squall.pipeline.probe import MediaInfo
 from squall.pipeline.spec import Cancelled, JobSpec, PipelineEvents
 
-AUDIO_CONTAINERS = {"m4a", "mp3", "ogg", "opus"}
 MUXERS = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "webm": "webm", "m4a": "mp4", "mp3": "mp3", "ogg": "ogg",
           "opus": "opus"}  # fmt: skip
 # Source codecs (FFmpeg's names) each container takes as they are; None: anything.
@@ -72,7 +71,7 @@ def video_encoder(codec: str, crf: int, container: str) -> list[str]:
 
 
 def video_args(spec: JobSpec, media: MediaInfo) -> list[str]:
-    if spec.container in AUDIO_CONTAINERS or spec.audio_only or media.video_codec is None:
+    if spec.audio_output or media.video_codec is None:
         return ["-vn"]
     cap, short = spec.max_resolution, media.short_side
     scale = (

@@ -9,7 +9,7 @@ from typing import Any
 from squall.errors import JobFailure, StorageError
 from squall.pipeline.download import download, quota_failure
 from squall.pipeline.probe import MediaInfo, probe
-from squall.pipeline.process import AUDIO_CONTAINERS, build_command, run_ffmpeg
+from squall.pipeline.process import build_command, run_ffmpeg
 from squall.pipeline.spec import Cancelled, JobSpec, PipelineEvents, PipelineResult
 from squall.storage.base import Storage
 from squall.storage.naming import alternate_key, object_key, sanitize_filename
@@ -73,7 +73,7 @@ def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: Pipelin
     if source_media.video_codec is None and source_media.audio_codec is None:
         raise JobFailure("The source has no audio or video stream to process", outcome="Skipped")
     output = workdir / f"output.{spec.container}"
-    if (spec.audio_only or spec.container in AUDIO_CONTAINERS) and source_media.audio_codec is None:
+    if spec.audio_output and source_media.audio_codec is None:
         raise JobFailure("The source has no audio stream to extract", outcome="Skipped")
     cmd = build_command(source, output, spec, source_media)
     run_ffmpeg(cmd, events, spec.timeout_seconds)

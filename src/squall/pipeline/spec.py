@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+AUDIO_CONTAINERS = frozenset({"m4a", "mp3", "ogg", "opus"})
+
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -28,6 +30,11 @@ class JobSpec:
     allow_private_urls: bool = False
     socket_timeout: float = 20.0
     timeout_seconds: float = 3600.0
+
+    @property
+    def audio_output(self) -> bool:
+        """The output holds audio only (asked for, or implied by an audio container)."""
+        return self.audio_only or self.container in AUDIO_CONTAINERS
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -49,20 +50,13 @@ class _Stop(yt_dlp.utils.DownloadCancelled):
 
 
 class _QuietLogger:
-    def __init__(self) -> None:
-        self.errors: list[str] = []
+    """Without a logger yt-dlp prints errors to stderr even when quiet; errors reach us as
+    exceptions anyway."""
 
     def debug(self, msg: str) -> None:
         pass
 
-    def info(self, msg: str) -> None:
-        pass
-
-    def warning(self, msg: str) -> None:
-        pass
-
-    def error(self, msg: str) -> None:
-        self.errors.append(msg)
+    info = warning = error = debug
 
 
 def _too_long(seconds: float, limit: int) -> Classified:
@@ -73,18 +67,47 @@ def _too_large(size: int, limit: int) -> Classified:
     return Classified(f"File is {human_bytes(size)}; this API key allows at most {human_bytes(limit)}")
 
 
-def main(conn: Connection, url: str, workdir: str, options: dict[str, Any]) -> None:
-    os.setpgrp()  # our own process group: the parent kills it whole, FFmpeg included
+def _run_child(conn: Connection, options: dict[str, Any], work: Callable[[], dict[str, Any]]) -> None:
+    """Every child: its own process group (the parent kills it whole, FFmpeg included), the
+    connect-time guard, and one answer on ``conn``: ("done", result) or ("failed", reason)."""
+    os.setpgrp()
     if not options["allow_private"]:
         guard.install()
     try:
-        conn.send(("done", _download(conn, url, Path(workdir), options)))
+        conn.send(("done", work()))
     except _Stop as stop:
         conn.send(("failed", stop.failure.__dict__))
     except BaseException as exc:  # report everything; the parent decides what it means
         conn.send(("failed", classify(exc).__dict__))
     finally:
         conn.close()
+
+
+def _base_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "logger": _QuietLogger(),
+        "quiet": True,
+        "noprogress": True,
+        "no_warnings": True,
+        "color": "no_color",
+        "noplaylist": True,
+        "cachedir": False,
+        "socket_timeout": options["socket_timeout"],
+        "extractor_retries": 1,
+        "proxy": "",  # a proxy would carry connections past the guard
+    }
+
+
+def _single_video(info: dict[str, Any]) -> None:
+    if info.get("_type", "video") != "video":
+        raise _Stop(
+            Classified("This URL is a playlist or feed; batches are not supported by this server yet")
+        )
+
+
+def main(conn: Connection, url: str, workdir: str, options: dict[str, Any]) -> None:
+    """Child-process entry for a job's download."""
+    _run_child(conn, options, lambda: _download(conn, url, Path(workdir), options))
 
 
 def _download(conn: Connection, url: str, workdir: Path, options: dict[str, Any]) -> dict[str, Any]:
@@ -110,32 +133,20 @@ def _download(conn: Connection, url: str, workdir: Path, options: dict[str, Any]
     sort = [f"res:{options['max_resolution']}"] if options["max_resolution"] and not audio_only else []
     sort += PREFERRED_CODECS.get(container, [])  # streams the container takes as they are
     ydl_opts: dict[str, Any] = {
-        "logger": _QuietLogger(),
-        "quiet": True,
-        "noprogress": True,
-        "no_warnings": True,
-        "color": "no_color",
+        **_base_options(options),
         "paths": {"home": str(workdir), "temp": str(workdir / "tmp")},
         "outtmpl": {"default": "source.%(ext)s"},
-        "noplaylist": True,
-        "cachedir": False,
-        "socket_timeout": options["socket_timeout"],
         "retries": 2,
         "fragment_retries": 3,
-        "extractor_retries": 1,
         "ffmpeg_location": options["ffmpeg"],
         "progress_hooks": [on_progress],
-        "proxy": "",
         "format": "ba/b" if audio_only else "bv*+ba/b",
         "format_sort": sort,
         "merge_output_format": "mkv" if container == "mkv" else "mp4/mkv",
     }
     with yt_dlp.YoutubeDL(ydl_opts) as ydl:
         info = ydl.extract_info(url, download=False)
-        if info.get("_type", "video") != "video":
-            raise _Stop(
-                Classified("This URL is a playlist or feed; batches are not supported by this server yet")
-            )
+        _single_video(info)
         duration = info.get("duration")
         if options["max_duration"] and duration and duration > options["max_duration"]:
             raise _Stop(_too_long(duration, options["max_duration"]))
@@ -173,34 +184,13 @@ METADATA_FIELDS = (
 
 def metadata_main(conn: Connection, url: str, options: dict[str, Any]) -> None:
     """Child-process entry for POST /metadata: extraction only, nothing is downloaded."""
-    os.setpgrp()
-    if not options["allow_private"]:
-        guard.install()
-    try:
-        opts = {
-            "logger": _QuietLogger(),
-            "quiet": True,
-            "noprogress": True,
-            "no_warnings": True,
-            "noplaylist": True,
-            "cachedir": False,
-            "socket_timeout": options["socket_timeout"],
-            "extractor_retries": 1,
-            "proxy": "",
-        }
-        with yt_dlp.YoutubeDL(opts) as ydl:
-            info = ydl.extract_info(url, download=False)
-        if info.get("_type", "video") != "video":
-            raise _Stop(
-                Classified("This URL is a playlist or feed; batches are not supported by this server yet")
-            )
-        found = {name: info.get(name) for name in METADATA_FIELDS}
-        if not found["filesize_approx"]:
-            found["filesize_approx"] = info.get("filesize")
-        conn.send(("done", found))
-    except _Stop as stop:
-        conn.send(("failed", stop.failure.__dict__))
-    except BaseException as exc:
-        conn.send(("failed", classify(exc).__dict__))
-    finally:
-        conn.close()
+    _run_child(conn, options, lambda: _metadata(url, options))
+
+
+def _metadata(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    with yt_dlp.YoutubeDL(_base_options(options)) as ydl:
+        info = ydl.extract_info(url, download=False)
+    _single_video(info)
+    found = {name: info.get(name) for name in METADATA_FIELDS}
+    found["filesize_approx"] = found["filesize_approx"] or info.get("filesize")
+    return found
