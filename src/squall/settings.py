@@ -8,9 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from squall.pipeline.urlguard import UrlPolicy
 from squall.units import MB
 
 
@@ -29,6 +30,8 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str = ""
     allow_private_urls: bool = False
+    # Private networks sources and webhooks may reach anyway, comma-separated CIDRs.
+    allowed_private_networks: str = ""
     default_reservation_mb: int = Field(default=256, ge=0)
 
     auth_cache_seconds: float = Field(default=5.0, ge=0)
@@ -42,6 +45,16 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=0.5, gt=0)
     download_timeout_seconds: float = Field(default=3600.0, gt=0)
     socket_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    @field_validator("allowed_private_networks")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        UrlPolicy.parse(allow_private=False, networks=value)
+        return value
+
+    @property
+    def url_policy(self) -> UrlPolicy:
+        return UrlPolicy.parse(allow_private=self.allow_private_urls, networks=self.allowed_private_networks)
 
     @property
     def resolved_database_url(self) -> str:

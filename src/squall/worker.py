@@ -160,7 +160,7 @@ class Worker:
             with self.db.write() as session:
                 ok = jobs.complete_job(session, job, result, now=now_ms())
             if not ok:
-                self.discard_if_ended(job, result.output_key)
+                self.discard_if_ended(job, result.stored_keys)
             log.info(
                 "job completed" if ok else "completion fenced off",
                 job_id=job.id,
@@ -180,14 +180,15 @@ class Worker:
             done.set()
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def discard_if_ended(self, job: ClaimedJob, output_key: str) -> None:
+    def discard_if_ended(self, job: ClaimedJob, keys: list[str]) -> None:
         """A run whose job was cancelled while it uploaded leaves an object nobody will ever
         point at: delete it. (If the job was reaped instead, another attempt may be choosing
         names right now, so the object is left for reconciliation.)"""
         with self.db.read() as session:
             ended = jobs.has_ended(session, job.id)
         if ended:
-            self.storage.delete(output_key)
+            for key in keys:
+                self.storage.delete(key)
 
     def record_failure(self, job: ClaimedJob, failure: JobFailure) -> None:
         retry_at = None
@@ -210,6 +211,8 @@ class Worker:
             video_quality=options.video_quality,
             quality_preset=options.quality_preset,
             audio_only=options.audio_only,
+            subtitles=options.download_subtitles,
+            thumbnail=options.download_thumbnail,
             clip_start=options.clip_start_seconds,
             clip_end=options.clip_end_seconds,
             max_output_seconds=options.max_duration,
@@ -218,7 +221,7 @@ class Worker:
             max_resolution=min(caps) if caps else None,
             max_duration_seconds=job.max_duration_seconds,
             max_filesize_bytes=job.max_filesize_bytes,
-            allow_private_urls=self.settings.allow_private_urls,
+            url_policy=self.settings.url_policy,
             socket_timeout=self.settings.socket_timeout_seconds,
             timeout_seconds=self.settings.download_timeout_seconds,
         )

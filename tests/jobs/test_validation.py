@@ -119,8 +119,6 @@ def test_bad_urls_are_refused(client: TestClient, api_key: str, url: str, messag
 @pytest.mark.parametrize(
     ("fields", "named"),
     [
-        ({"download_subtitles": True}, "download_subtitles"),
-        ({"download_thumbnail": True}, "download_thumbnail"),
         ({"webhook_url": "https://example.com/hook"}, "webhook_url"),
         ({"paused": True, "enable_progress_webhook": True}, "enable_progress_webhook, paused"),
         ({"storage": {"provider": "s3"}}, "storage"),

@@ -10,6 +10,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from squall.db import Database
+from squall.jobs.models import Job
 from squall.pipeline.binaries import ffmpeg_path
 from squall.settings import Settings
 from squall.worker import Worker
@@ -61,9 +63,18 @@ def test_job_completes_and_usage_moves_exactly(
         "aac",
     )
     assert abs(job["duration_seconds"] - 2.0) < 0.1
-    for name in ("download_duration_ms", "mux_duration_ms", "upload_duration_ms"):
+    for name in ("download_duration_ms", "mux_duration_ms", "upload_duration_ms", "queue_wait_ms"):
         assert isinstance(job[name], int) and job[name] >= 0
-    assert job["finished_at"] >= job["created_at"]
+    phases = (
+        job["queue_wait_ms"]
+        + job["download_duration_ms"]
+        + job["mux_duration_ms"]
+        + job["upload_duration_ms"]
+    )
+    assert job["total_duration_ms"] == job["finished_at"] - job["created_at"] >= phases
+    assert job["download_speed_mbps"] > 0 and job["upload_speed_mbps"] > 0
+    assert (job["requested_quality"], job["actual_quality"], job["download_retries"]) == ("best", "180p", 0)
+    assert job["title"] == "tiny" and job["release_date"] is None
 
     # The stored bytes are exactly a stream copy of the source, made here independently.
     stored = (settings.storage_dir / job["s3_key"]).read_bytes()
@@ -211,6 +222,29 @@ def test_hls_and_dash_sources(
         assert abs(out.duration - 4.0) < 0.3
 
 
+def test_multi_rendition_hls_takes_the_best_rendition_under_the_cap(
+    client: TestClient,
+    make_key: KeyFactory,
+    worker: Worker,
+    media: MediaServer,
+    settings: Settings,
+    db: Database,
+) -> None:
+    key, _ = make_key("Renditions")
+    small_key, _ = make_key("Small screens", max_resolution=360)
+    best = submit(client, key, media.url("media/hlsm/master.m3u8"), filename="best")
+    small = submit(client, small_key, media.url("media/hlsm/master.m3u8"), filename="small")
+    drain(worker)
+    for job_id, api_key, size in ((best, key, (854, 480)), (small, small_key, (640, 360))):
+        job = get(client, api_key, f"/jobs/{job_id}")
+        assert job["status"] == "Completed", job
+        out = probe(settings.storage_dir / job["s3_key"])
+        assert ((out.width, out.height), out.audio_codec) == (size, "aac")
+    with db.read() as session:
+        fetched = {job_id: session.get(Job, job_id).downloaded_bytes for job_id in (best, small)}
+    assert fetched[small] * 2 < fetched[best]  # the small rendition was fetched, not downscaled
+
+
 def test_delete_file_removes_the_output_but_not_cumulative_usage(
     client: TestClient, make_key: KeyFactory, worker: Worker, media: MediaServer, settings: Settings
 ) -> None:
@@ -229,6 +263,7 @@ def test_delete_file_removes_the_output_but_not_cumulative_usage(
         "message": "File deleted successfully",
         "job_id": job_id,
         "deleted_key": "gone.mp4",
+        "deleted_keys": ["gone.mp4"],
     }
     assert not (settings.storage_dir / "gone.mp4").exists()
     job = get(client, key, f"/jobs/{job_id}")

@@ -81,3 +81,13 @@ def test_messages_never_name_the_downloader_tool(
     for path in ("status/404", "media/page.html", "octet/notmedia.bin"):
         job = run_one(client, api_key, worker, media.url(path))
         assert "yt-dlp" not in job["error"].lower() and "yt_dlp" not in job["error"].lower()
+
+
+def test_a_stalled_source_is_a_network_timeout(
+    client: TestClient, api_key: str, worker: Worker, media: MediaServer
+) -> None:
+    worker.settings.socket_timeout_seconds = 1
+    worker.settings.max_attempts = 1
+    job = run_one(client, api_key, worker, media.url("stall/tiny.mp4"))
+    assert (job["status"], job["error_type"]) == ("Failed", "error")
+    assert job["error"] == "Network error while downloading (timeout or connection failure)"

@@ -48,13 +48,15 @@ def test_ipv4_hidden_in_ipv6_is_unwrapped() -> None:
 CHILD = """
 import socket
 from squall.pipeline import guard
-guard.install()
-for host in ("127.0.0.1", "localhost", "127.1", "0x7f000001", "2130706433"):
+from squall.pipeline.urlguard import UrlPolicy
+guard.install(UrlPolicy.parse(allow_private=False, networks="127.0.0.2/32"))
+for host in ("127.0.0.1", "localhost", "127.1", "0x7f000001", "2130706433", "::ffff:127.0.0.1"):
     try:
         socket.getaddrinfo(host, 80)
         print("resolved", host)
     except socket.gaierror as exc:
         assert "ssrf-guard" in str(exc), exc
+assert socket.getaddrinfo("127.0.0.2", 80)  # the one network the operator allowed
 from yt_dlp import YoutubeDL
 from yt_dlp.downloader.external import FFmpegFD
 from yt_dlp.utils import DownloadError

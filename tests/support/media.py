@@ -60,6 +60,30 @@ def dash(folder: Path, seconds: float = 4) -> Path:
     return folder / "manifest.mpd"
 
 
+def hls_renditions(folder: Path, seconds: float = 4) -> Path:
+    """A master playlist with two renditions: 854x480 and 640x360."""
+    folder.mkdir(exist_ok=True)
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc=size=854x480:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=duration={seconds}",
+        "-filter_complex", "[0:v]split=2[v1][v2];[v2]scale=640:360[v2o]",
+        "-map", "[v1]", "-map", "1:a", "-map", "[v2o]", "-map", "1:a",
+        *H264, "-c:a", "aac", "-b:a", "64k", "-b:v:0", "1200k", "-b:v:1", "300k",
+        "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod", "-master_pl_name", "master.m3u8",
+        "-var_stream_map", "v:0,a:0 v:1,a:1", "-hls_segment_filename", str(folder / "v%v_%03d.ts"),
+        str(folder / "v%v.m3u8"),
+    )  # fmt: skip
+    return folder / "master.m3u8"
+
+
+SUBTITLES = "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nhello\n\n00:00:01.500 --> 00:00:02.000\nworld\n"
+PLAYER_PAGE = """<html><head><title>Embedded player</title>
+<meta property="og:image" content="poster.jpg"></head><body>
+<video controls poster="poster.jpg"><source src="tiny.mp4" type="video/mp4">
+<track kind="subtitles" srclang="en" label="English" src="subs.vtt"></video>
+</body></html>"""
+
+
 def make_library(root: Path) -> dict[str, Path]:
     """Every file the tests serve, generated once per test session."""
     root.mkdir(parents=True, exist_ok=True)
@@ -72,7 +96,11 @@ def make_library(root: Path) -> dict[str, Path]:
         "vorbis.webm": webm(root / "vorbis.webm"),
         "hls/index.m3u8": hls(root / "hls"),
         "dash/manifest.mpd": dash(root / "dash"),
+        "hlsm/master.m3u8": hls_renditions(root / "hlsm"),
     }
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x180", "-frames:v", "1", str(root / "poster.jpg"))
+    (root / "subs.vtt").write_text(SUBTITLES)
+    (root / "player.html").write_text(PLAYER_PAGE)  # an HTML page embedding a video
     (root / "notmedia.bin").write_bytes(b"\x00\x01 this is not a media file " * 400)
     (root / "page.html").write_text("<html><body><p>No video here.</p></body></html>")
     files["notmedia.bin"] = root / "notmedia.bin"

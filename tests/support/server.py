@@ -4,6 +4,12 @@
 - ``/slow/<name>?kbps=N``     the file, sent slowly (for kill-mid-job tests)
 - ``/status/<code>``          an empty answer with that status (404, 403, 410, 429, 500…)
 - ``/octet/<name>``           the file as application/octet-stream
+- ``/stall/<name>``           headers, a few bytes, then nothing (a stalled source)
+- ``/redirect?to=<url>``      a 302 to that URL
+- ``/pointing/<m3u8>?to=<base>``  an HLS playlist whose segments are ``<base><segment>``
+  (absolute URLs, possibly on another host)
+
+Every request path is recorded in ``MediaServer.requests``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 
-def make_handler(root: Path) -> type[BaseHTTPRequestHandler]:
+def make_handler(root: Path, requests: list[str]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -26,10 +32,38 @@ def make_handler(root: Path) -> type[BaseHTTPRequestHandler]:
         def do_HEAD(self) -> None:
             self.do_GET(head=True)
 
+        def answer(self, status: int, body: bytes = b"", ctype: str = "text/plain", **headers: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_GET(self, head: bool = False) -> None:
+            requests.append(self.path)
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
             kind, _, name = parts.path.lstrip("/").partition("/")  # name may hold sub-folders
+            if kind == "redirect":
+                self.answer(302, Location=query["to"][0])
+                return
+            if kind == "pointing":
+                lines = (root / name).read_text().splitlines()
+                base = query["to"][0]
+                body = "\n".join(line if line.startswith("#") else base + line for line in lines)
+                self.answer(200, body.encode(), "application/vnd.apple.mpegurl")
+                return
+            if kind == "stall":
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp4")
+                self.send_header("Content-Length", str((root / name).stat().st_size))
+                self.end_headers()
+                self.wfile.write((root / name).read_bytes()[:1024])
+                self.wfile.flush()
+                time.sleep(30)  # longer than any test's socket timeout
+                return
             if kind == "status":
                 self.send_response(int(name))
                 self.send_header("Content-Length", "0")
@@ -84,14 +118,16 @@ def make_handler(root: Path) -> type[BaseHTTPRequestHandler]:
 
 
 class MediaServer:
-    def __init__(self, root: Path) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(root))
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
+        self.requests: list[str] = []
+        self.httpd = ThreadingHTTPServer((host, 0), make_handler(root, self.requests))
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
 
     def url(self, path: str) -> str:
         return f"{self.base}/{path.lstrip('/')}"

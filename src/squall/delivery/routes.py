@@ -29,8 +29,9 @@ def get_file(
         raise Unauthorized("This download link is invalid or has expired")
     with db.read() as session:
         job = session.get(Job, job_id)
-        key = job.output_key if job is not None and job.status == COMPLETED else None
-    if key is None or key.rsplit("/", 1)[-1] != name:
+        keys = job.stored_keys if job is not None and job.status == COMPLETED else []
+    key = next((k for k in keys if k.rsplit("/", 1)[-1] == name), None)
+    if key is None:
         raise NotFound("File not found")
     path = storage.local_path(key)
     if path is not None:

@@ -51,6 +51,8 @@ class Job(Base):
 
     # Output and measurements.
     output_key: Mapped[str | None] = mapped_column(Text)
+    subtitle_key: Mapped[str | None] = mapped_column(Text)
+    thumbnail_key: Mapped[str | None] = mapped_column(Text)
     file_size: Mapped[int | None] = mapped_column(BigInteger)
     downloaded_bytes: Mapped[int | None] = mapped_column(BigInteger)
     duration_seconds: Mapped[float | None] = mapped_column(Float)
@@ -58,6 +60,11 @@ class Job(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     title: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    @property
+    def stored_keys(self) -> list[str]:
+        """Every object this job has in storage: the media, then its subtitles and thumbnail."""
+        return [k for k in (self.output_key, self.subtitle_key, self.thumbnail_key) if k]
 
     __table_args__ = (
         Index("ix_jobs_key_created", "key_id", "created_at"),

@@ -233,8 +233,6 @@ class JobOptions(BaseModel):
     def features_in_use(self) -> list[str]:
         """Options this server cannot honour yet (in request order)."""
         checks: list[tuple[str, bool]] = [
-            ("download_subtitles", self.download_subtitles),
-            ("download_thumbnail", self.download_thumbnail),
             ("webhook_url", self.webhook_url is not None),
             ("enable_progress_webhook", self.enable_progress_webhook),
             ("live_recording", bool(self.live_recording)),

@@ -12,7 +12,7 @@ from squall.errors import BadRequest
 from squall.http import DatabaseDep, SettingsDep, StorageDep
 from squall.jobs import service
 from squall.jobs.options import JobOptions
-from squall.jobs.views import download_url, job_detail, job_page
+from squall.jobs.views import job_detail, job_links, job_page
 from squall.keys.auth import CurrentKey
 from squall.pipeline.metadata import fetch_metadata
 from squall.pipeline.urlguard import check_url
@@ -53,7 +53,7 @@ def create_job(
     options: JobOptions, key: CurrentKey, db: DatabaseDep, settings: SettingsDep
 ) -> dict[str, Any]:
     refuse_unsupported(options)
-    check_url(options.url, allow_private=settings.allow_private_urls, what="url")
+    check_url(options.url, settings.url_policy, what="url")
     with db.write() as session:
         job_id = service.create_job(
             session,
@@ -84,14 +84,14 @@ def get_job(
 ) -> dict[str, Any]:
     with db.read() as session:
         job = service.get_job(session, key.id, job_id)
-        url = download_url(
+        links = job_links(
             job,
             storage,
             public_url=settings.public_url,
             secret=settings.resolved_secret_key(),
             now_s=now_ms() // 1000,
         )
-        return job_detail(job, url=url)
+        return job_detail(job, links=links)
 
 
 class MetadataRequest(BaseModel):
@@ -101,10 +101,10 @@ class MetadataRequest(BaseModel):
 
 @router.post("/metadata", response_model=None, summary="What is known about a URL, without downloading it")
 def metadata(body: MetadataRequest, key: CurrentKey, settings: SettingsDep) -> dict[str, Any]:
-    check_url(body.url.strip(), allow_private=settings.allow_private_urls, what="url")
+    check_url(body.url.strip(), settings.url_policy, what="url")
     return fetch_metadata(
         body.url.strip(),
-        allow_private=settings.allow_private_urls,
+        policy=settings.url_policy,
         socket_timeout=settings.socket_timeout_seconds,
         timeout=METADATA_TIMEOUT_SECONDS,
     )
@@ -121,18 +121,20 @@ def cancel_job(job_id: str, key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
 def delete_file(job_id: str, key: CurrentKey, db: DatabaseDep, storage: StorageDep) -> dict[str, Any]:
     with db.write() as session:
         deleted = service.clear_output(session, key.id, job_id)
-        storage.delete(deleted)  # inside the transaction: if this fails, the job keeps its key
-    return {"message": "File deleted successfully", "job_id": job_id, "deleted_key": deleted}
+        for object_key in deleted:  # inside the transaction: if this fails, the job keeps its keys
+            storage.delete(object_key)
+    return {
+        "message": "File deleted successfully",
+        "job_id": job_id,
+        "deleted_key": deleted[0],
+        "deleted_keys": deleted,
+    }
 
 
 @router.post("/jobs/{job_id}/retry", response_model=None, summary="Retry a failed job as a new job")
 def retry_job(job_id: str, key: CurrentKey, db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
     with db.read() as session:  # DNS may have changed since the first submission
-        check_url(
-            service.get_job(session, key.id, job_id).url,
-            allow_private=settings.allow_private_urls,
-            what="url",
-        )
+        check_url(service.get_job(session, key.id, job_id).url, settings.url_policy, what="url")
     with db.write() as session:
         new_id = service.retry_job(
             session,

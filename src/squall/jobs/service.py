@@ -165,14 +165,14 @@ def has_ended(session: Session, job_id: str) -> bool:
     return status is not None and status not in (PENDING, PROCESSING)
 
 
-def clear_output(session: Session, key_id: str, job_id: str) -> str:
+def clear_output(session: Session, key_id: str, job_id: str) -> list[str]:
     """Forget a completed job's stored output; returns its object key for deletion.
     Cumulative storage (``used_bytes``) is not reduced: it counts bytes ever stored."""
     job = get_job(session, key_id, job_id)
     if job.status != COMPLETED or not job.output_key:
         raise BadRequest("Job has no file to delete")
-    deleted = job.output_key
-    job.output_key = None
+    deleted = job.stored_keys
+    job.output_key = job.subtitle_key = job.thumbnail_key = None
     session.flush()
     return deleted
 
@@ -194,6 +194,8 @@ def complete_job(session: Session, claimed: ClaimedJob, done: PipelineResult, *,
             lease_owner=None,
             lease_expires_at=None,
             output_key=done.output_key,
+            subtitle_key=done.subtitle_key,
+            thumbnail_key=done.thumbnail_key,
             file_size=done.file_size,
             downloaded_bytes=done.downloaded_bytes,
             duration_seconds=done.duration_seconds,
@@ -209,7 +211,7 @@ def complete_job(session: Session, claimed: ClaimedJob, done: PipelineResult, *,
         from_status=PROCESSING,
         to_status=COMPLETED,
         release_bytes=reserved,
-        used_bytes=done.file_size,
+        used_bytes=done.stored_bytes,
     )
     ledger.record(
         session,
@@ -218,7 +220,7 @@ def complete_job(session: Session, claimed: ClaimedJob, done: PipelineResult, *,
         at_ms=now,
         events=[
             Usage(ledger.JOBS_COMPLETED, 1),
-            Usage(ledger.BYTES_UPLOADED, done.file_size),
+            Usage(ledger.BYTES_UPLOADED, done.stored_bytes),
             Usage(ledger.BYTES_DOWNLOADED, done.downloaded_bytes),
             Usage(ledger.PROCESSING_MS, max(0, now - (started or now)), hour_of(now)),
             Usage(ledger.TIMED_JOBS, 1, hour_of(now)),

@@ -9,17 +9,12 @@ from squall.jobs.models import COMPLETED, ENDED_WITHOUT_OUTPUT, Job
 from squall.storage.base import Storage
 from squall.storage.signing import SIGNED_URL_SECONDS, signed_url
 
-TIMING_FIELDS = (
-    "queue_wait_ms",
+DETAIL_FIELDS = (
     "download_duration_ms",
     "mux_duration_ms",
     "upload_duration_ms",
-    "total_duration_ms",
     "download_speed_mbps",
     "upload_speed_mbps",
-)
-DETAIL_FIELDS = (
-    *TIMING_FIELDS,
     "native_video_codec",
     "native_audio_codec",
     "actual_quality",
@@ -36,13 +31,22 @@ def sanitize_error(message: str | None) -> str | None:
     return message
 
 
-def download_url(job: Job, storage: Storage, *, public_url: str, secret: str, now_s: int) -> str | None:
-    """The backend's own presigned link (S3), else Squall's signed /files link; 24 h."""
-    if job.status != COMPLETED or not job.output_key:
-        return None
-    name = job.output_key.rsplit("/", 1)[-1]
-    direct = storage.presigned_url(job.output_key, name, SIGNED_URL_SECONDS)
-    return direct or signed_url(public_url, job.id, name, secret=secret, now_s=now_s)
+def job_links(job: Job, storage: Storage, *, public_url: str, secret: str, now_s: int) -> dict[str, str]:
+    """Links to a completed job's objects: the backend's own presigned link (S3), else
+    Squall's signed /files link; 24 h. Keys: download_url, subtitle_url, thumbnail_url."""
+    if job.status != COMPLETED:
+        return {}
+    links = {}
+    for field, key in (
+        ("download_url", job.output_key),
+        ("subtitle_url", job.subtitle_key),
+        ("thumbnail_url", job.thumbnail_key),
+    ):
+        if key:
+            name = key.rsplit("/", 1)[-1]
+            direct = storage.presigned_url(key, name, SIGNED_URL_SECONDS)
+            links[field] = direct or signed_url(public_url, job.id, name, secret=secret, now_s=now_s)
+    return links
 
 
 def job_summary(job: Job) -> dict[str, Any]:
@@ -68,14 +72,18 @@ def job_page(jobs: list[Job], *, total: int, limit: int, offset: int) -> dict[st
     return {"jobs": [job_summary(j) for j in jobs], "total": total, "limit": limit, "offset": offset}
 
 
-def job_detail(job: Job, *, url: str | None) -> dict[str, Any]:
+def job_detail(job: Job, *, links: dict[str, str]) -> dict[str, Any]:
     """The GET /jobs/{id} shape."""
     body = job_summary(job)
     options = job.options
     body.update(
         {
-            "s3_url": url,
-            "download_url": url,
+            "s3_url": links.get("download_url"),
+            "download_url": links.get("download_url"),
+            "subtitle_url": links.get("subtitle_url"),
+            "subtitle_key": job.subtitle_key,
+            "thumbnail_url": links.get("thumbnail_url"),
+            "thumbnail_key": job.thumbnail_key,
             "folder": options.get("folder"),
             "filename": options.get("filename"),
             "format": options.get("format", "m4a" if options.get("audio_only") else "mp4"),
@@ -85,6 +93,11 @@ def job_detail(job: Job, *, url: str | None) -> dict[str, Any]:
             "started_at": job.started_at,
         }
     )
+    if job.started_at is not None:
+        body["queue_wait_ms"] = max(0, job.started_at - job.created_at)
+    body["download_retries"] = max(0, job.attempt - 1)  # each new attempt downloads again
+    if job.finished_at is not None:
+        body["total_duration_ms"] = job.finished_at - job.created_at
     if job.status == COMPLETED:
         body["title"] = job.title
         body["duration_seconds"] = job.duration_seconds

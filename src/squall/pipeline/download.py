@@ -48,7 +48,7 @@ def download(spec: JobSpec, workdir: Path, events: PipelineEvents) -> DownloadRe
     ctx = downloader_context()
     receiver, sender = ctx.Pipe(duplex=False)
     child_options = {
-        "allow_private": spec.allow_private_urls,
+        "url_policy": spec.url_policy,
         "socket_timeout": spec.socket_timeout,
         "ffmpeg": ffmpeg_path(),
         "max_resolution": spec.max_resolution,
@@ -56,6 +56,8 @@ def download(spec: JobSpec, workdir: Path, events: PipelineEvents) -> DownloadRe
         "max_filesize": spec.max_filesize_bytes,
         "container": spec.container,
         "audio_only": spec.audio_output,
+        "subtitles": spec.subtitles,
+        "thumbnail": spec.thumbnail,
     }
     process = ctx.Process(target=ytdlp_child.main, args=(sender, spec.url, str(workdir), child_options))
     process.start()

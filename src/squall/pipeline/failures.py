@@ -70,6 +70,8 @@ def classify(exc: BaseException) -> Classified:
         text,
     ):
         return Classified(clean(str(exc)), outcome="Warning")
+    if re.search(r"timed out|connection (reset|refused|aborted)|giving up after \d+ retries", text):
+        return Classified("Network error while downloading (timeout or connection failure)", retryable=True)
     if re.search(r"unsupported url|no video formats found|requested format is not available", text):
         return Classified(clean(str(exc)))
     return Classified(clean(str(exc)) or "The download failed")

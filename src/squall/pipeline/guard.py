@@ -13,7 +13,7 @@ import ipaddress
 import socket
 from typing import Any
 
-from squall.pipeline.urlguard import is_public
+from squall.pipeline.urlguard import UrlPolicy
 
 BLOCKED_MARKER = "ssrf-guard"
 EXTERNAL_MARKER = "external-downloader-refused"
@@ -21,12 +21,17 @@ EXTERNAL_MARKER = "external-downloader-refused"
 _original_getaddrinfo = socket.getaddrinfo
 
 
-def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-    results = _original_getaddrinfo(host, *args, **kwargs)
-    allowed = [r for r in results if is_public(ipaddress.ip_address(str(r[4][0]).split("%")[0]))]
-    if not allowed:
-        raise socket.gaierror(f"{BLOCKED_MARKER}: {host} resolves to a private or local address (blocked)")
-    return allowed
+def _guarded(policy: UrlPolicy) -> Any:
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        results = _original_getaddrinfo(host, *args, **kwargs)
+        allowed = [r for r in results if policy.permits(ipaddress.ip_address(str(r[4][0]).split("%")[0]))]
+        if not allowed:
+            raise socket.gaierror(
+                f"{BLOCKED_MARKER}: {host} resolves to a private or local address (blocked)"
+            )
+        return allowed
+
+    return getaddrinfo
 
 
 def _refuse_external(self: Any, filename: str, info_dict: Any) -> bool:
@@ -35,10 +40,10 @@ def _refuse_external(self: Any, filename: str, info_dict: Any) -> bool:
     raise DownloadError(f"{EXTERNAL_MARKER}: this stream needs an external downloader")
 
 
-def install() -> None:
+def install(policy: UrlPolicy) -> None:
     from yt_dlp.downloader.external import ExternalFD
     from yt_dlp.downloader.rtmp import RtmpFD
 
-    socket.getaddrinfo = _guarded_getaddrinfo
+    socket.getaddrinfo = _guarded(policy)
     ExternalFD.real_download = _refuse_external  # type: ignore[method-assign]
     RtmpFD.real_download = _refuse_external  # type: ignore[method-assign]

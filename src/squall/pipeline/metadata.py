@@ -8,18 +8,19 @@ from typing import Any
 from squall.errors import BadRequest, SquallError
 from squall.pipeline.download import downloader_context, kill_group
 from squall.pipeline.failures import Classified
+from squall.pipeline.urlguard import UrlPolicy
 
 
 class MetadataTimeout(SquallError):
     status_code = 504
 
 
-def fetch_metadata(url: str, *, allow_private: bool, socket_timeout: float, timeout: float) -> dict[str, Any]:
+def fetch_metadata(url: str, *, policy: UrlPolicy, socket_timeout: float, timeout: float) -> dict[str, Any]:
     from squall.pipeline import ytdlp_child
 
     ctx = downloader_context()
     receiver, sender = ctx.Pipe(duplex=False)
-    options = {"allow_private": allow_private, "socket_timeout": socket_timeout}
+    options = {"url_policy": policy, "socket_timeout": socket_timeout}
     process = ctx.Process(target=ytdlp_child.metadata_main, args=(sender, url, options))
     process.start()
     sender.close()

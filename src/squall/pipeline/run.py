@@ -10,18 +10,20 @@ from squall.errors import JobFailure, StorageError
 from squall.pipeline.download import download, quota_failure
 from squall.pipeline.probe import MediaInfo, probe
 from squall.pipeline.process import build_command, run_ffmpeg
+from squall.pipeline.sidecars import Sidecar, subtitle_sidecar, thumbnail_sidecar
 from squall.pipeline.spec import Cancelled, JobSpec, PipelineEvents, PipelineResult
 from squall.storage.base import Storage
 from squall.storage.naming import alternate_key, object_key, sanitize_filename
 from squall.units import MB, human_bytes
 
 
-def _ms_since(start: float) -> int:
-    return int((time.monotonic() - start) * 1000)
+def _seconds_since(start: float) -> float:
+    return time.perf_counter() - start
 
 
-def _speed(size: int, ms: int) -> float | None:
-    return round(size / MB / (ms / 1000), 3) if ms > 0 else None
+def _speed(size: int, seconds: float) -> float | None:
+    """MB per second (1 MB = 1024² bytes), the unit of Tornado's *_speed_mbps fields."""
+    return round(size / MB / seconds, 3) if seconds > 0 else None
 
 
 def _release_date(upload_date: Any) -> str | None:
@@ -60,14 +62,34 @@ def store(storage: Storage, output: Path, key: str, job_id: str) -> str:
         raise JobFailure(exc.message, retryable=True) from None
 
 
+def store_with_sidecars(
+    storage: Storage, output: Path, key: str, sidecars: list[Sidecar | None], job_id: str
+) -> tuple[str, str | None, str | None]:
+    """Store the media, then its sidecars under the media's final stem. All or nothing: if a
+    sidecar cannot be stored, what was stored is deleted again."""
+    media_key = store(storage, output, key, job_id)
+    stem = media_key.rpartition(".")[0]
+    stored: list[str | None] = []
+    try:
+        for sidecar in sidecars:
+            stored.append(store(storage, sidecar.path, stem + sidecar.suffix, job_id) if sidecar else None)
+    except JobFailure:
+        for done in [media_key, *stored]:
+            if done:
+                storage.delete(done)
+        raise
+    subtitle, thumbnail = stored
+    return media_key, subtitle, thumbnail
+
+
 def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: PipelineEvents) -> PipelineResult:
     events.step("Downloading")
-    started = time.monotonic()
+    started = time.perf_counter()
     fetched = download(spec, workdir, events)
-    download_ms = _ms_since(started)
+    download_s = _seconds_since(started)
 
     events.step("Muxing")
-    started = time.monotonic()
+    started = time.perf_counter()
     source = Path(fetched.path)
     source_media = probe(source)
     if source_media.video_codec is None and source_media.audio_codec is None:
@@ -80,18 +102,25 @@ def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: Pipelin
     media = probe(output)
     size = output.stat().st_size
     check_limits(spec, media, size)
-    if not events.need_bytes(size):
+    sidecars = [
+        subtitle_sidecar(fetched),
+        thumbnail_sidecar(spec, fetched, [(output, media), (source, source_media)], workdir, events),
+    ]
+    extra_bytes = sum(s.size for s in sidecars if s)
+    if not events.need_bytes(size + extra_bytes):
         raise quota_failure()
     if events.cancelled():  # lease lost or shutting down: store nothing another attempt may redo
         raise Cancelled()
-    mux_ms = _ms_since(started)
+    mux_s = _seconds_since(started)
 
     events.step("Uploading")
-    started = time.monotonic()
+    started = time.perf_counter()
     info = fetched.info
     name = sanitize_filename(spec.filename or str(info.get("title") or ""), fallback="video")
-    key = store(storage, output, object_key(name, spec.container, spec.folder), spec.job_id)
-    upload_ms = _ms_since(started)
+    key, subtitle, thumbnail = store_with_sidecars(
+        storage, output, object_key(name, spec.container, spec.folder), sidecars, spec.job_id
+    )
+    upload_s = _seconds_since(started)
 
     return PipelineResult(
         output_key=key,
@@ -101,12 +130,15 @@ def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: Pipelin
         width=media.width,
         height=media.height,
         title=info.get("title"),
+        subtitle_key=subtitle,
+        thumbnail_key=thumbnail,
+        extra_bytes=extra_bytes,
         details={
-            "download_duration_ms": download_ms,
-            "mux_duration_ms": mux_ms,
-            "upload_duration_ms": upload_ms,
-            "download_speed_mbps": _speed(fetched.downloaded_bytes, download_ms),
-            "upload_speed_mbps": _speed(size, upload_ms),
+            "download_duration_ms": int(download_s * 1000),
+            "mux_duration_ms": int(mux_s * 1000),
+            "upload_duration_ms": int(upload_s * 1000),
+            "download_speed_mbps": _speed(fetched.downloaded_bytes, download_s),
+            "upload_speed_mbps": _speed(size + extra_bytes, upload_s),
             "native_video_codec": source_media.video_codec,
             "native_audio_codec": source_media.audio_codec,
             "actual_quality": f"{media.short_side}p" if media.short_side else "audio",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from squall.pipeline.urlguard import UrlPolicy
+
 AUDIO_CONTAINERS = frozenset({"m4a", "mp3", "ogg", "opus"})
 
 
@@ -19,6 +21,8 @@ class JobSpec:
     video_quality: int | None = None  # CRF; None: the preset's, else the encoder's default
     quality_preset: str | None = None
     audio_only: bool = False
+    subtitles: bool = False  # store the source's subtitles (one language) next to the media
+    thumbnail: bool = False  # store the source's thumbnail, or a frame FFmpeg takes
     clip_start: float | None = None  # seconds
     clip_end: float | None = None
     max_output_seconds: int | None = None  # the request's max_duration: the output is cut there
@@ -27,7 +31,7 @@ class JobSpec:
     max_resolution: int | None = None  # cap on the output's shorter side (request and key)
     max_duration_seconds: int | None = None
     max_filesize_bytes: int | None = None
-    allow_private_urls: bool = False
+    url_policy: UrlPolicy = field(default_factory=UrlPolicy)
     socket_timeout: float = 20.0
     timeout_seconds: float = 3600.0
 
@@ -42,6 +46,9 @@ class DownloadResult:
     path: str
     downloaded_bytes: int
     info: dict[str, Any] = field(default_factory=dict)
+    subtitle: str | None = None  # path of the subtitle file, if asked for and the source has one
+    subtitle_language: str | None = None
+    thumbnail: str | None = None  # path of the source's thumbnail, if asked for and it has one
 
 
 @dataclass
@@ -54,6 +61,17 @@ class PipelineResult:
     height: int | None
     title: str | None
     details: dict[str, Any] = field(default_factory=dict)
+    subtitle_key: str | None = None
+    thumbnail_key: str | None = None
+    extra_bytes: int = 0  # subtitles and thumbnail: stored, so metered, but not the media's size
+
+    @property
+    def stored_bytes(self) -> int:
+        return self.file_size + self.extra_bytes
+
+    @property
+    def stored_keys(self) -> list[str]:
+        return [k for k in (self.output_key, self.subtitle_key, self.thumbnail_key) if k]
 
 
 class PipelineEvents(Protocol):

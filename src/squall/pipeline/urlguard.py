@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from squall.errors import BadRequest
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 BLOCKED_NAMES = ("localhost", "metadata.google.internal")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
@@ -43,9 +45,35 @@ def is_public(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def check_url(url: str, *, allow_private: bool, what: str = "URL") -> None:
-    """Refuse non-http(s) URLs and, unless ``allow_private``, hosts that resolve to any
-    non-public address. Raises BadRequest with a message for people."""
+@dataclass(frozen=True)
+class UrlPolicy:
+    """Which addresses source and webhook URLs may reach: public ones, plus any private
+    networks the operator lists (an in-house media server, say), or everything."""
+
+    allow_private: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, *, allow_private: bool, networks: str) -> UrlPolicy:
+        """``networks``: comma-separated CIDRs. Raises ValueError naming a bad entry."""
+        parsed = []
+        for entry in filter(None, (part.strip() for part in networks.split(","))):
+            try:
+                parsed.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ValueError(f"'{entry}' is not a network such as 10.0.0.0/8 or 10.1.2.3/32") from None
+        return cls(allow_private=allow_private, allowed_networks=tuple(parsed))
+
+    def permits(self, address: IPAddress) -> bool:
+        if self.allow_private or is_public(address):
+            return True
+        inner = embedded_ipv4(address)
+        return any(a in net for net in self.allowed_networks for a in (address, inner) if a is not None)
+
+
+def check_url(url: str, policy: UrlPolicy, *, what: str = "URL") -> None:
+    """Refuse non-http(s) URLs, and hosts that resolve to any address the policy does not
+    permit. Raises BadRequest with a message for people."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -58,7 +86,7 @@ def check_url(url: str, *, allow_private: bool, what: str = "URL") -> None:
         raise BadRequest(f"{what} has no host name")
     if parts.username or parts.password:
         raise BadRequest(f"{what} cannot contain a user name or password")
-    if allow_private:
+    if policy.allow_private:
         return
     if host.rstrip(".").lower() in BLOCKED_NAMES or host.rstrip(".").lower().endswith(".localhost"):
         raise BadRequest(f"{what} points at a private or local address, which is not allowed")
@@ -68,5 +96,5 @@ def check_url(url: str, *, allow_private: bool, what: str = "URL") -> None:
         raise BadRequest(f"{what} host '{host}' could not be resolved") from None
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not is_public(address):
+        if not policy.permits(address):
             raise BadRequest(f"{what} points at a private or local address, which is not allowed")

@@ -13,6 +13,7 @@ import yt_dlp
 
 from squall.pipeline import guard
 from squall.pipeline.failures import Classified, classify
+from squall.pipeline.urlguard import UrlPolicy
 from squall.units import human_bytes
 
 _INFO_FIELDS = (
@@ -71,8 +72,9 @@ def _run_child(conn: Connection, options: dict[str, Any], work: Callable[[], dic
     """Every child: its own process group (the parent kills it whole, FFmpeg included), the
     connect-time guard, and one answer on ``conn``: ("done", result) or ("failed", reason)."""
     os.setpgrp()
-    if not options["allow_private"]:
-        guard.install()
+    policy: UrlPolicy = options["url_policy"]
+    if not policy.allow_private:
+        guard.install(policy)
     try:
         conn.send(("done", work()))
     except _Stop as stop:
@@ -138,11 +140,13 @@ def _download(conn: Connection, url: str, workdir: Path, options: dict[str, Any]
         "outtmpl": {"default": "source.%(ext)s"},
         "retries": 2,
         "fragment_retries": 3,
+        "skip_unavailable_fragments": False,  # a stream with holes is not a result
         "ffmpeg_location": options["ffmpeg"],
         "progress_hooks": [on_progress],
         "format": "ba/b" if audio_only else "bv*+ba/b",
         "format_sort": sort,
         "merge_output_format": "mkv" if container == "mkv" else "mp4/mkv",
+        "writethumbnail": options["thumbnail"],
     }
     with yt_dlp.YoutubeDL(ydl_opts) as ydl:
         info = ydl.extract_info(url, download=False)
@@ -153,17 +157,43 @@ def _download(conn: Connection, url: str, workdir: Path, options: dict[str, Any]
         approx = info.get("filesize") or info.get("filesize_approx")
         if max_filesize and approx and approx > max_filesize * 1.1:
             raise _Stop(_too_large(int(approx), max_filesize))
+        language = subtitle_language(info) if options["subtitles"] else None
+        if language:  # params are read when the video is processed, so this still applies
+            ydl.params.update(writesubtitles=True, subtitleslangs=[language], subtitlesformat="vtt/srt/best")
         info = ydl.process_ie_result(info, download=True)
     files = [d.get("filepath") for d in info.get("requested_downloads") or []]
     existing = [f for f in files if f and os.path.exists(f)]
     if not existing:
         raise _Stop(Classified("The downloader produced no file", retryable=True))
     path = existing[0]
+    subtitle = _written((info.get("requested_subtitles") or {}).get(language or "") or {}, workdir)
+    thumbnails = [_written(t, workdir) for t in info.get("thumbnails") or []]
     return {
         "path": path,
         "downloaded_bytes": sum(sizes.values()) or os.path.getsize(path),
         "info": {k: info.get(k) for k in _INFO_FIELDS},
+        "subtitle": subtitle,
+        "subtitle_language": language if subtitle else None,
+        "thumbnail": next((t for t in reversed(thumbnails) if t), None),
     }
+
+
+def subtitle_language(info: dict[str, Any]) -> str | None:
+    """One language of the source's own subtitles (never machine-made ones): English if there
+    is one, else the first the source lists."""
+    languages = [lang for lang in info.get("subtitles") or {} if lang != "live_chat"]
+    english = [lang for lang in languages if lang == "en" or lang.startswith("en-")]
+    chosen = (english or languages or [None])[0]
+    return str(chosen) if chosen else None
+
+
+def _written(entry: dict[str, Any], workdir: Path) -> str | None:
+    """Where a side file ended up: ``filepath`` names it in the temporary folder, from which
+    yt-dlp moves it to the work directory after the download."""
+    if not entry.get("filepath"):
+        return None
+    path = Path(entry["filepath"])
+    return next((str(p) for p in (path, workdir / path.name) if p.exists()), None)
 
 
 METADATA_FIELDS = (

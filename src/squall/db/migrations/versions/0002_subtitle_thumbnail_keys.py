@@ -1,0 +1,28 @@
+"""subtitle and thumbnail keys on jobs
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-21
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("subtitle_key", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("thumbnail_key", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("thumbnail_key")
+        batch.drop_column("subtitle_key")
