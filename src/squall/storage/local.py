@@ -27,7 +27,10 @@ class LocalStorage:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
-        shutil.copyfile(source, staging)
+        try:  # the work file is finished and never written again: share it rather than copy
+            os.link(source, staging)
+        except OSError:  # another file system (or one without hard links): copy
+            shutil.copyfile(source, staging)
         try:
             if overwrite:
                 os.replace(staging, target)
