@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from squall import __version__
+from squall.batches.routes import router as batches_router
 from squall.db import Database
 from squall.delivery.routes import router as delivery_router
 from squall.errors import SquallError
@@ -90,6 +91,7 @@ def create_app(
         return RedirectResponse("/docs")
 
     app.include_router(jobs_router, responses=ERROR_RESPONSES)
+    app.include_router(batches_router, responses=ERROR_RESPONSES)
     app.include_router(metering_router, responses=ERROR_RESPONSES)
     app.include_router(delivery_router, responses=ERROR_RESPONSES)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from squall.clock import now_ms
 from squall.settings import get_settings
 from squall.units import GB, MB
 
@@ -101,7 +102,9 @@ def serve(
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Jobs run at once in this process.")] = 1,
+    concurrency: Annotated[
+        int, typer.Option(min=0, help="Jobs run at once in this process (0: deliver webhooks only).")
+    ] = 1,
     exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Run a worker only (for scale-out machines sharing one database and bucket)."""
@@ -158,10 +161,12 @@ def keys_create(
     except SquallError as exc:
         raise _fail(exc.message) from None
     if as_json:
-        typer.echo(json.dumps({"api_key": new.api_key, "client_name": new.client_name, "id": new.id}))
+        body = {"api_key": new.api_key, "client_name": new.client_name, "id": new.id}
+        typer.echo(json.dumps({**body, "webhook_secret": new.webhook_secret}))
     else:
         typer.echo(
             f"Created key {new.id} for {new.client_name}:\n\n  {new.api_key}\n\nIt is shown only once."
+            f"\nWebhooks to this client are signed with {new.webhook_secret}"
         )
 
 
@@ -208,6 +213,23 @@ def keys_revoke(key_id: str) -> None:
     except SquallError as exc:
         raise _fail(exc.message) from None
     typer.echo(f"revoked {key_id}")
+
+
+@keys_app.command("rotate-webhook-secret")
+def keys_rotate_webhook_secret(
+    key_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """Give a key a new webhook signing secret; the old one also signs for 24 hours."""
+    from squall.bootstrap import open_database
+    from squall.errors import SquallError
+    from squall.keys.service import rotate_webhook_secret
+
+    try:
+        with open_database(get_settings()).write() as session:
+            secret = rotate_webhook_secret(session, key_id, now=now_ms())
+    except SquallError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(json.dumps({"id": key_id, "webhook_secret": secret}) if as_json else secret)
 
 
 @usage_app.command("verify")

@@ -46,11 +46,34 @@ class Settings(BaseSettings):
     download_timeout_seconds: float = Field(default=3600.0, gt=0)
     socket_timeout_seconds: float = Field(default=20.0, gt=0)
 
+    # Webhooks: sender threads per worker process, and the wait before each retry (seconds;
+    # the Standard Webhooks example schedule, about three days in all).
+    webhook_concurrency: int = Field(default=4, ge=0)
+    webhook_timeout_seconds: float = Field(default=30.0, gt=0)
+    webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,50400,72000,86400"
+
+    # Batches: how many entries a feed or playlist may expand to.
+    batch_max_episodes: int = Field(default=500, ge=1)
+
     @field_validator("allowed_private_networks")
     @classmethod
     def _networks_parse(cls, value: str) -> str:
         UrlPolicy.parse(allow_private=False, networks=value)
         return value
+
+    @field_validator("webhook_retry_seconds")
+    @classmethod
+    def _schedule_parses(cls, value: str) -> str:
+        try:
+            if any(float(part) < 0 for part in value.split(",")):
+                raise ValueError
+        except ValueError:
+            raise ValueError("must be comma-separated seconds, such as 5,300,1800") from None
+        return value
+
+    @property
+    def webhook_retry_schedule(self) -> list[float]:
+        return [float(part) for part in self.webhook_retry_seconds.split(",")]
 
     @property
     def url_policy(self) -> UrlPolicy:

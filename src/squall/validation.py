@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from squall.errors import BadRequest
 
 
 def _field(loc: Sequence[Any]) -> str:
@@ -30,3 +34,16 @@ def describe_validation_error(errors: Sequence[Any]) -> str:
         return "Request body must be a JSON object"
     text = message[0].lower() + message[1:] if message else "is invalid"
     return f"Field '{field}': {text}" if field else text
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: dict[str, Any], *, where: str = "") -> M:
+    """``model.model_validate`` for data that is not the request body itself (bulk items,
+    feed episodes): errors become the same kind of 400, prefixed with ``where``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        message = describe_validation_error(exc.errors())
+        raise BadRequest(f"{where}: {message}" if where else message) from None

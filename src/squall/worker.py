@@ -19,19 +19,22 @@ from types import FrameType
 from squall.clock import now_ms
 from squall.db import Database
 from squall.errors import JobFailure
-from squall.jobs import queue
+from squall.jobs import announce, idempotency, queue
 from squall.jobs import service as jobs
 from squall.jobs.options import JobOptions
 from squall.jobs.queue import ClaimedJob
+from squall.jobs.views import object_link
 from squall.logging import get_logger
 from squall.pipeline.run import run_pipeline
 from squall.pipeline.spec import Cancelled, JobSpec
 from squall.settings import Settings
 from squall.storage.base import Storage
 from squall.storage.factory import make_storage
+from squall.webhooks.sender import WebhookSender
 
 log = get_logger("squall.worker")
 CANCEL_CHECK_SECONDS = 1.0
+PRUNE_EVERY_SECONDS = 3600.0  # stored Idempotency-Key answers older than a day are dropped
 
 
 class JobRun:
@@ -44,7 +47,9 @@ class JobRun:
 
     def step(self, name: str) -> None:
         with self.worker.db.write() as session:
-            if not queue.set_step(session, self.job, name):
+            if queue.set_step(session, self.job, name):
+                announce.step_reached(session, self.job, name, now=now_ms())
+            else:
                 self.lost.set()
         if self.cancelled():
             raise Cancelled()
@@ -96,24 +101,41 @@ class Worker:
         self.stopping = threading.Event()
         self.lease_ms = int(settings.lease_seconds * 1000)
         self._last_reap = 0.0
+        self._last_prune = 0.0
         self.parent_pid: int | None = None
+        self.webhooks = WebhookSender(self.db, settings, owner=self.worker_id)
 
     # -- loop -------------------------------------------------------------------------
     def run(self, concurrency: int = 1) -> None:
         settings = self.settings
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         threads = [threading.Thread(target=self._loop, name=f"worker-{i}") for i in range(concurrency)]
+        for i in range(settings.webhook_concurrency):
+            # Daemons: a delivery cut off by shutdown is retried (its lease runs out), so a
+            # slow receiver never holds up a stop.
+            args = (self.stopping,)
+            threading.Thread(target=self.webhooks.run, args=args, name=f"webhooks-{i}", daemon=True).start()
         for thread in threads:
             thread.start()
-        log.info("worker started", worker_id=self.worker_id, concurrency=concurrency)
+        log.info("worker started", worker_id=self.worker_id, concurrency=concurrency,
+                 webhook_senders=settings.webhook_concurrency)  # fmt: skip
+        if not threads:  # concurrency 0: this process only delivers webhooks
+            while not self.stopping.wait(1.0) and not self._orphaned():
+                pass
         for thread in threads:
             thread.join()
 
+    def _orphaned(self) -> bool:
+        """True (and stopping) once the serve process that started this worker is gone."""
+        if self.parent_pid is None or os.getppid() == self.parent_pid:
+            return False
+        log.warning("parent process is gone; stopping")
+        self.stop()
+        return True
+
     def _loop(self) -> None:
         while not self.stopping.is_set():
-            if self.parent_pid is not None and os.getppid() != self.parent_pid:
-                log.warning("parent process is gone; stopping")
-                self.stop()
+            if self._orphaned():
                 break
             try:
                 self.reap_if_due()
@@ -130,6 +152,10 @@ class Worker:
         reaped = self.reap()
         if reaped:
             log.info("reaped expired leases", count=reaped)
+        if time.monotonic() - self._last_prune >= PRUNE_EVERY_SECONDS:
+            self._last_prune = time.monotonic()
+            with self.db.write() as session:
+                idempotency.prune(session, now=now_ms())
 
     def reap(self) -> int:
         with self.db.write() as session:
@@ -157,8 +183,9 @@ class Worker:
             threading.Thread(target=run.heartbeat_until, args=(done,), daemon=True).start()
             workdir.mkdir(parents=True, exist_ok=True)
             result = run_pipeline(self.spec_for(job), workdir, self.storage, run)
+            link = self.webhook_download_url(job, result.output_key)
             with self.db.write() as session:
-                ok = jobs.complete_job(session, job, result, now=now_ms())
+                ok = jobs.complete_job(session, job, result, now=now_ms(), download_url=link)
             if not ok:
                 self.discard_if_ended(job, result.stored_keys)
             log.info(
@@ -179,6 +206,13 @@ class Worker:
         finally:
             done.set()
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def webhook_download_url(self, job: ClaimedJob, key: str) -> str | None:
+        if not job.options.get("webhook_url"):
+            return None
+        settings = self.settings
+        return object_link(job.id, key, self.storage, public_url=settings.public_url,
+                           secret=settings.resolved_secret_key(), now_s=now_ms() // 1000)  # fmt: skip
 
     def discard_if_ended(self, job: ClaimedJob, keys: list[str]) -> None:
         """A run whose job was cancelled while it uploaded leaves an object nobody will ever

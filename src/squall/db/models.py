@@ -1,8 +1,20 @@
 """Imports every domain's models so the metadata is complete (for Alembic and tests)."""
 
+from squall.batches.models import Batch
 from squall.db.base import Base
-from squall.jobs.models import Job
+from squall.jobs.models import IdempotentRequest, Job
 from squall.keys.models import ApiKey
 from squall.metering.models import DailyRollup, KeyCounters, UsageEvent
+from squall.webhooks.models import WebhookDelivery
 
-__all__ = ["ApiKey", "Base", "DailyRollup", "Job", "KeyCounters", "UsageEvent"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Batch",
+    "DailyRollup",
+    "IdempotentRequest",
+    "Job",
+    "KeyCounters",
+    "UsageEvent",
+    "WebhookDelivery",
+]

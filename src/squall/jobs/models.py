@@ -19,6 +19,19 @@ ENDED_WITHOUT_OUTPUT = (FAILED, WARNING, SKIPPED)
 ACTIVE = (PENDING, PROCESSING)
 
 
+class IdempotentRequest(Base):
+    """The first answer to a request sent with an ``Idempotency-Key``, replayed for retries of
+    the same request; written in the same transaction as the jobs it created."""
+
+    __tablename__ = "idempotent_requests"
+
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger, index=True)  # pruned by age
+
+
 class Job(Base):
     """One ingest job. It is also the queue entry: ``attempt`` is the fencing token of the
     lease, and ``reserved_bytes`` is the storage it holds against the key's quota."""
@@ -35,6 +48,8 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_type: Mapped[str | None] = mapped_column(String(16))
     retry_of: Mapped[str | None] = mapped_column(String(36))
+    batch_id: Mapped[str | None] = mapped_column(String(36))
+    batch_index: Mapped[int | None] = mapped_column(Integer)  # the episode's place in its batch
 
     # Queue and lease.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
@@ -70,6 +85,7 @@ class Job(Base):
         Index("ix_jobs_key_created", "key_id", "created_at"),
         Index("ix_jobs_key_status", "key_id", "status"),
         Index("ix_jobs_key_finished", "key_id", "finished_at"),
+        Index("ix_jobs_batch", "batch_id", "batch_index"),
         # Only waiting jobs are in the queue index, so it stays small however long history is.
         Index(
             "ix_jobs_queue",

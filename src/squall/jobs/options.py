@@ -82,7 +82,7 @@ class JobOptions(BaseModel):
     download_thumbnail: bool = False
     filename: str | None = None
     folder: str | None = None
-    webhook_url: str | None = Field(default=None, max_length=2048)
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
     enable_progress_webhook: bool = False
     live_recording: bool | None = None
     live_from_start: bool = False
@@ -191,6 +191,8 @@ class JobOptions(BaseModel):
 
     @model_validator(mode="after")
     def _combinations(self) -> JobOptions:
+        if self.enable_progress_webhook and not self.webhook_url:
+            raise ValueError("enable_progress_webhook needs a webhook_url to send the progress to")
         start, end = self.clip_start_seconds, self.clip_end_seconds
         if start is not None and end is not None and end <= start:
             raise ValueError("clip_end must be greater than clip_start")
@@ -233,12 +235,9 @@ class JobOptions(BaseModel):
     def features_in_use(self) -> list[str]:
         """Options this server cannot honour yet (in request order)."""
         checks: list[tuple[str, bool]] = [
-            ("webhook_url", self.webhook_url is not None),
-            ("enable_progress_webhook", self.enable_progress_webhook),
             ("live_recording", bool(self.live_recording)),
             ("live_from_start", self.live_from_start),
             ("wait_for_video", self.wait_for_video),
             ("storage", self.storage is not None),
-            ("paused", self.paused),
         ]
         return [name for name, on in checks if on]

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from squall.clock import now_ms
-from squall.errors import BadRequest
 from squall.http import DatabaseDep, SettingsDep, StorageDep
-from squall.jobs import service
+from squall.jobs import intake, service
+from squall.jobs.intake import BulkRequest
 from squall.jobs.options import JobOptions
 from squall.jobs.views import job_detail, job_links, job_page
 from squall.keys.auth import CurrentKey
 from squall.pipeline.metadata import fetch_metadata
 from squall.pipeline.urlguard import check_url
-from squall.settings import Settings
+from squall.webhooks.outbox import delivery_view, latest_for_job
 
 # Routes return plain dicts with ``response_model=None``: FastAPI would otherwise re-validate
 # every response against ``dict[str, Any]`` in the thread pool, for nothing.
@@ -24,16 +25,8 @@ router = APIRouter(tags=["jobs"])
 METADATA_TIMEOUT_SECONDS = 60.0
 
 
-def refuse_unsupported(options: JobOptions) -> None:
-    """Options this server cannot honour yet are refused, never silently ignored."""
-    unsupported = options.features_in_use()
-    if unsupported:
-        verb = "is" if len(unsupported) == 1 else "are"
-        raise BadRequest(f"{', '.join(unsupported)} {verb} not supported by this server yet")
-
-
-def admission(settings: Settings) -> service.Admission:
-    return service.Admission(settings.default_reservation_bytes, settings.max_attempts)
+class ErrorBody(BaseModel):
+    error: str
 
 
 class QuotaBody(BaseModel):
@@ -43,26 +36,55 @@ class QuotaBody(BaseModel):
     message: str
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Retries with the same key and body return the first answer; no second job.",
+    ),
+]
+
+
+def _answer(body: dict[str, Any], replayed: bool) -> JSONResponse:
+    return JSONResponse(body, headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
 @router.post(
     "/jobs",
     response_model=None,
-    summary="Create a job",
-    responses={403: {"model": QuotaBody, "description": "Storage quota exceeded"}},
+    summary="Create a job, or a batch for a feed or playlist URL",
+    responses={
+        403: {"model": QuotaBody, "description": "Storage quota exceeded"},
+        409: {"model": ErrorBody, "description": "Idempotency-Key reused with another request"},
+    },
 )
 def create_job(
-    options: JobOptions, key: CurrentKey, db: DatabaseDep, settings: SettingsDep
-) -> dict[str, Any]:
-    refuse_unsupported(options)
-    check_url(options.url, settings.url_policy, what="url")
-    with db.write() as session:
-        job_id = service.create_job(
-            session,
-            key,
-            options,
-            now=now_ms(),
-            admission=admission(settings),
-        )
-    return {"job_id": job_id}
+    options: JobOptions,
+    key: CurrentKey,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return _answer(*intake.submit(options, key, db, settings, idempotency_key))
+
+
+@router.post(
+    "/jobs/bulk",
+    response_model=None,
+    summary="Create up to 100 jobs with shared options, as one batch",
+    responses={
+        403: {"model": QuotaBody, "description": "Storage quota exceeded"},
+        409: {"model": ErrorBody, "description": "Idempotency-Key reused with another request"},
+    },
+)
+def create_bulk(
+    body: BulkRequest,
+    key: CurrentKey,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return _answer(*intake.submit_bulk(body, key, db, settings, idempotency_key))
 
 
 @router.get("/jobs", response_model=None, summary="List jobs, newest first")
@@ -91,7 +113,8 @@ def get_job(
             secret=settings.resolved_secret_key(),
             now_s=now_ms() // 1000,
         )
-        return job_detail(job, links=links)
+        webhook = delivery_view(latest_for_job(session, job.id))
+        return job_detail(job, links=links, webhook=webhook)
 
 
 class MetadataRequest(BaseModel):
@@ -141,6 +164,6 @@ def retry_job(job_id: str, key: CurrentKey, db: DatabaseDep, settings: SettingsD
             key,
             job_id,
             now=now_ms(),
-            admission=admission(settings),
+            admission=intake.admission(settings),
         )
     return {"job_id": new_id, "original_job_id": job_id, "message": "Job re-queued successfully"}

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from squall.clock import hour_of
 from squall.db.base import new_id, table_of
 from squall.errors import BadRequest, JobFailure, NotFound
-from squall.jobs import queue
+from squall.jobs import announce, queue
 from squall.jobs.models import COMPLETED, FAILED, PENDING, PROCESSING, WARNING, Job
 from squall.jobs.options import JobOptions
 from squall.jobs.queue import ClaimedJob, fenced
@@ -36,6 +36,9 @@ class Admission:
     max_attempts: int
 
 
+HELD = 2**62  # run_after of the jobs of a paused batch: never due until the batch starts
+
+
 def create_job(
     session: Session,
     key: AuthenticatedKey,
@@ -46,35 +49,68 @@ def create_job(
     retry_of: str | None = None,
 ) -> str:
     """Admit one job: queue it, count it and reserve storage (403 if it does not fit).
-    The per-key counters row is every admission's hot spot, so it is updated last: its row
-    lock is then held only until the commit. Returns the job id."""
-    job_id = new_id()
-    values = dict(
-        id=job_id,
-        key_id=key.id,
-        url=options.url,
-        options=options.model_dump(mode="json", exclude_defaults=True),
-        priority=options.priority,
-        status=PENDING,
-        step="Queued",
-        attempt=0,
-        max_attempts=admission.max_attempts,
-        run_after=now,
-        reserved_bytes=admission.reservation_bytes,
-        created_at=now,
-        retry_of=retry_of,
+    Returns the job id."""
+    return create_jobs(session, key, [options], now=now, admission=admission, retry_of=retry_of)[0]
+
+
+def create_jobs(
+    session: Session,
+    key: AuthenticatedKey,
+    items: list[JobOptions],
+    *,
+    now: int,
+    admission: Admission,
+    retry_of: str | None = None,
+    batch_id: str | None = None,
+    held: bool = False,
+) -> list[str]:
+    """Admit jobs all together or not at all: one reservation for all of them, refused whole
+    with the 403 quota error. ``held`` jobs (a paused batch) wait until released. The per-key
+    counters row is every admission's hot spot, so it is updated last: its row lock is then
+    held only until the commit."""
+    ids = [new_id() for _ in items]
+    rows = [
+        dict(
+            id=job_id,
+            key_id=key.id,
+            url=options.url,
+            options=options.model_dump(mode="json", exclude_defaults=True),
+            priority=options.priority,
+            status=PENDING,
+            step="Queued",
+            attempt=0,
+            max_attempts=admission.max_attempts,
+            run_after=HELD if held else now,
+            reserved_bytes=admission.reservation_bytes,
+            created_at=now,
+            retry_of=retry_of,
+            batch_id=batch_id,
+            batch_index=index if batch_id else None,
+        )
+        for index, (job_id, options) in enumerate(zip(ids, items, strict=True))
+    ]
+    session.connection().execute(_INSERT_JOB, rows)
+    for job_id in ids:
+        ledger.record(
+            session,
+            key_id=key.id,
+            job_id=job_id,
+            at_ms=now,
+            events=[Usage(ledger.JOBS_CREATED, 1)],
+            dedupe_prefix=job_id,
+        )
+    counters.admit_jobs(session, key.id, len(ids), admission.reservation_bytes * len(ids))
+    return ids
+
+
+def release_held(session: Session, batch_id: str, *, now: int) -> int:
+    """Make a paused batch's waiting jobs due now; returns how many."""
+    result = session.execute(
+        update(Job)
+        .where(Job.batch_id == batch_id, Job.status == PENDING, Job.run_after == HELD)
+        .values(run_after=now)
     )
-    session.connection().execute(_INSERT_JOB, values)
-    ledger.record(
-        session,
-        key_id=key.id,
-        job_id=job_id,
-        at_ms=now,
-        events=[Usage(ledger.JOBS_CREATED, 1)],
-        dedupe_prefix=job_id,
-    )
-    counters.admit_jobs(session, key.id, 1, admission.reservation_bytes)
-    return job_id
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def get_job(session: Session, key_id: str, job_id: str) -> Job:
@@ -142,6 +178,7 @@ def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
         raise BadRequest("Job cannot be cancelled (not in queue or already processing)")
     counters.move_job(session, key_id, from_status=PENDING, to_status=FAILED, release_bytes=reserved)
     _record_failed(session, key_id, job.id, now)
+    announce.job_ended(session, job.id, now=now)
     session.refresh(job)
     return job
 
@@ -177,8 +214,11 @@ def clear_output(session: Session, key_id: str, job_id: str) -> list[str]:
     return deleted
 
 
-def complete_job(session: Session, claimed: ClaimedJob, done: PipelineResult, *, now: int) -> bool:
-    """Commit a finished run, fenced by the attempt. False: the lease was lost, nothing changed."""
+def complete_job(
+    session: Session, claimed: ClaimedJob, done: PipelineResult, *, now: int, download_url: str | None = None
+) -> bool:
+    """Commit a finished run, fenced by the attempt. False: the lease was lost, nothing changed.
+    ``download_url`` goes into the ``job_completed`` webhook."""
     owned = _owned(session, claimed)
     if owned is None:
         return False
@@ -227,6 +267,7 @@ def complete_job(session: Session, claimed: ClaimedJob, done: PipelineResult, *,
         ],
         dedupe_prefix=claimed.id,
     )
+    announce.job_ended(session, claimed.id, now=now, download_url=download_url)
     return True
 
 
@@ -275,6 +316,7 @@ def end_without_output(
         session, key_id, from_status=PROCESSING, to_status=failure.outcome, release_bytes=reserved
     )
     _record_failed(session, key_id, job_id, now)
+    announce.job_ended(session, job_id, now=now)
 
 
 def _record_failed(session: Session, key_id: str, job_id: str, now: int) -> None:

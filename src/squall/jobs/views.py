@@ -31,9 +31,15 @@ def sanitize_error(message: str | None) -> str | None:
     return message
 
 
+def object_link(job_id: str, key: str, storage: Storage, *, public_url: str, secret: str, now_s: int) -> str:
+    """The backend's own presigned link (S3), else Squall's signed /files link; 24 h."""
+    name = key.rsplit("/", 1)[-1]
+    direct = storage.presigned_url(key, name, SIGNED_URL_SECONDS)
+    return direct or signed_url(public_url, job_id, name, secret=secret, now_s=now_s)
+
+
 def job_links(job: Job, storage: Storage, *, public_url: str, secret: str, now_s: int) -> dict[str, str]:
-    """Links to a completed job's objects: the backend's own presigned link (S3), else
-    Squall's signed /files link; 24 h. Keys: download_url, subtitle_url, thumbnail_url."""
+    """Links to a completed job's objects. Keys: download_url, subtitle_url, thumbnail_url."""
     if job.status != COMPLETED:
         return {}
     links = {}
@@ -43,9 +49,9 @@ def job_links(job: Job, storage: Storage, *, public_url: str, secret: str, now_s
         ("thumbnail_url", job.thumbnail_key),
     ):
         if key:
-            name = key.rsplit("/", 1)[-1]
-            direct = storage.presigned_url(key, name, SIGNED_URL_SECONDS)
-            links[field] = direct or signed_url(public_url, job.id, name, secret=secret, now_s=now_s)
+            links[field] = object_link(
+                job.id, key, storage, public_url=public_url, secret=secret, now_s=now_s
+            )
     return links
 
 
@@ -63,7 +69,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "created_at": job.created_at,
         "finished_at": job.finished_at,
         "file_size": job.file_size,
-        "batch_id": None,
+        "batch_id": job.batch_id,
     }
 
 
@@ -72,8 +78,8 @@ def job_page(jobs: list[Job], *, total: int, limit: int, offset: int) -> dict[st
     return {"jobs": [job_summary(j) for j in jobs], "total": total, "limit": limit, "offset": offset}
 
 
-def job_detail(job: Job, *, links: dict[str, str]) -> dict[str, Any]:
-    """The GET /jobs/{id} shape."""
+def job_detail(job: Job, *, links: dict[str, str], webhook: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The GET /jobs/{id} shape; ``webhook`` is the delivery of its final event, if any."""
     body = job_summary(job)
     options = job.options
     body.update(
@@ -91,6 +97,8 @@ def job_detail(job: Job, *, links: dict[str, str]) -> dict[str, Any]:
             "attempt": job.attempt,
             "retry_of": job.retry_of,
             "started_at": job.started_at,
+            "webhook_url": options.get("webhook_url"),
+            "webhook": webhook,
         }
     )
     if job.started_at is not None:

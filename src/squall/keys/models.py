@@ -20,5 +20,10 @@ class ApiKey(Base):
     max_duration_seconds: Mapped[int | None] = mapped_column(Integer)
     max_filesize_bytes: Mapped[int | None] = mapped_column(BigInteger)
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
+    # Standard Webhooks signing secrets (``whsec_…``); after a rotation the previous one
+    # signs too, until ``previous_webhook_secret_until``, so receivers can switch over.
+    webhook_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_webhook_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_webhook_secret_until: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)

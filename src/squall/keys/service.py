@@ -18,6 +18,7 @@ from squall.db.base import table_of
 from squall.errors import BadRequest, NotFound
 from squall.keys.models import ApiKey
 from squall.metering import counters
+from squall.webhooks.signing import new_secret as new_webhook_secret
 
 KEY_TYPES = ("unlimited", "trial", "stripe")
 RESOLUTIONS = (2160, 1440, 1080, 720, 480, 360)
@@ -48,6 +49,7 @@ class NewKey:
     id: str
     api_key: str
     client_name: str
+    webhook_secret: str
 
 
 def generate_secret() -> str:
@@ -99,12 +101,15 @@ def create_key(
         max_duration_seconds=limits.max_duration_seconds,
         max_filesize_bytes=limits.max_filesize_bytes,
         stripe_subscription_id=stripe_subscription_id,
+        webhook_secret=new_webhook_secret(),
         created_at=now_ms(),
     )
     session.add(key)
     session.flush()
     counters.create_counters(session, key.id, limits.storage_limit_bytes)
-    return NewKey(id=key.id, api_key=secret, client_name=key.client_name)
+    return NewKey(
+        id=key.id, api_key=secret, client_name=key.client_name, webhook_secret=key.webhook_secret or ""
+    )
 
 
 _KEYS = table_of(ApiKey).c
@@ -152,6 +157,22 @@ def list_keys(session: Session) -> list[tuple[ApiKey, int | None]]:
         .order_by(ApiKey.created_at)
     )
     return [(row[0], row[1]) for row in rows]
+
+
+ROTATION_GRACE_MS = 24 * 3600 * 1000
+
+
+def rotate_webhook_secret(session: Session, key_id: str, *, now: int) -> str:
+    """A new signing secret; the old one keeps signing too for 24 hours, so receivers can
+    switch without missing a delivery. Returns the new secret."""
+    key = session.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None:
+        raise NotFound(f"No active key with id {key_id}")
+    key.previous_webhook_secret = key.webhook_secret
+    key.previous_webhook_secret_until = now + ROTATION_GRACE_MS
+    key.webhook_secret = new_webhook_secret()
+    session.flush()
+    return key.webhook_secret
 
 
 def revoke_key(session: Session, key_id: str) -> None:

@@ -74,6 +74,12 @@ class UrlPolicy:
 def check_url(url: str, policy: UrlPolicy, *, what: str = "URL") -> None:
     """Refuse non-http(s) URLs, and hosts that resolve to any address the policy does not
     permit. Raises BadRequest with a message for people."""
+    resolve_checked(url, policy, what=what)
+
+
+def resolve_checked(url: str, policy: UrlPolicy, *, what: str = "URL") -> str | None:
+    """``check_url``, returning the first address the host resolved to (to connect to it
+    and nothing else), or None when the policy allows every address."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -87,14 +93,14 @@ def check_url(url: str, policy: UrlPolicy, *, what: str = "URL") -> None:
     if parts.username or parts.password:
         raise BadRequest(f"{what} cannot contain a user name or password")
     if policy.allow_private:
-        return
+        return None
     if host.rstrip(".").lower() in BLOCKED_NAMES or host.rstrip(".").lower().endswith(".localhost"):
         raise BadRequest(f"{what} points at a private or local address, which is not allowed")
     try:
         infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
         raise BadRequest(f"{what} host '{host}' could not be resolved") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not policy.permits(address):
-            raise BadRequest(f"{what} points at a private or local address, which is not allowed")
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not addresses or not all(policy.permits(address) for address in addresses):
+        raise BadRequest(f"{what} points at a private or local address, which is not allowed")
+    return str(addresses[0])

@@ -103,7 +103,10 @@ def _base_options(options: dict[str, Any]) -> dict[str, Any]:
 def _single_video(info: dict[str, Any]) -> None:
     if info.get("_type", "video") != "video":
         raise _Stop(
-            Classified("This URL is a playlist or feed; batches are not supported by this server yet")
+            Classified(
+                "This URL holds several videos (a playlist or feed) that its address did not show; "
+                "submit the entries with POST /jobs/bulk"
+            )
         )
 
 
@@ -224,3 +227,28 @@ def _metadata(url: str, options: dict[str, Any]) -> dict[str, Any]:
     found = {name: info.get(name) for name in METADATA_FIELDS}
     found["filesize_approx"] = found["filesize_approx"] or info.get("filesize")
     return found
+
+
+def entries_main(conn: Connection, url: str, options: dict[str, Any]) -> None:
+    """Child-process entry for a feed or playlist: its entries' URLs and titles, flat (each
+    entry is read when its own job runs)."""
+    _run_child(conn, options, lambda: _entries(url, options))
+
+
+def _entries(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    flat = {**_base_options(options), "noplaylist": False, "extract_flat": "in_playlist"}
+    flat["playlistend"] = options["limit"] + 1  # one more than allowed: enough to refuse
+    with yt_dlp.YoutubeDL(flat) as ydl:
+        info = ydl.extract_info(url, download=False)
+    if info.get("_type", "video") == "video":
+        return {"title": info.get("title"), "entries": None}
+    entries = []
+    for entry in info.get("entries") or []:
+        link = entry and (entry.get("webpage_url") or entry.get("url"))
+        if link:  # feeds smuggle the episode's guid into its URL: not part of the address
+            entries.append({"url": yt_dlp.utils.unsmuggle_url(link)[0], "title": entry.get("title")})
+    if len(entries) > options["limit"]:
+        raise _Stop(
+            Classified(f"This playlist has more than {options['limit']} entries, the most one batch may hold")
+        )
+    return {"title": info.get("title"), "entries": entries}

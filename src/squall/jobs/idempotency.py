@@ -1,0 +1,87 @@
+"""``Idempotency-Key`` on POST /jobs and POST /jobs/bulk, as Stripe does it: the first answer
+is stored with the jobs it created (one transaction) and replayed for the same key and
+body; the same key with another body is a 409. Two requests racing with one key meet at the
+table's primary key: the second one's insert fails, and it replays the first's answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from squall.clock import DAY_MS, now_ms
+from squall.db import Database
+from squall.errors import BadRequest, Conflict
+from squall.jobs.models import IdempotentRequest
+
+MAX_KEY_LENGTH = 255
+KEEP_MS = DAY_MS  # answers are kept at least a day
+
+
+def request_hash(path: str, body: dict[str, Any]) -> str:
+    return hashlib.sha256(f"{path}\n{json.dumps(body, sort_keys=True)}".encode()).hexdigest()
+
+
+def earlier_answer(
+    db: Database, key_id: str, idempotency_key: str | None, fingerprint: str
+) -> dict[str, Any] | None:
+    """The stored answer for this key and request, or None. Raises 409 for another request."""
+    if idempotency_key is None:
+        return None
+    if not 0 < len(idempotency_key) <= MAX_KEY_LENGTH:
+        raise BadRequest(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+    return _answer(db, key_id, idempotency_key, fingerprint)
+
+
+def commit(
+    db: Database,
+    key_id: str,
+    idempotency_key: str | None,
+    fingerprint: str,
+    create: Callable[[Session], dict[str, Any]],
+) -> tuple[dict[str, Any], bool]:
+    """``create`` in a write transaction that also stores its answer under the key.
+    Returns (answer, replayed): a concurrent request with the key may have answered first."""
+    try:
+        with db.write() as session:
+            answer = create(session)
+            if idempotency_key is not None:
+                session.add(
+                    IdempotentRequest(
+                        key_id=key_id,
+                        idempotency_key=idempotency_key,
+                        request_hash=fingerprint,
+                        response=answer,
+                        created_at=now_ms(),
+                    )
+                )
+        return answer, False
+    except IntegrityError:
+        earlier = None if idempotency_key is None else _answer(db, key_id, idempotency_key, fingerprint)
+        if earlier is None:
+            raise
+        return earlier, True
+
+
+def _answer(db: Database, key_id: str, idempotency_key: str, fingerprint: str) -> dict[str, Any] | None:
+    with db.read() as session:
+        found = session.execute(
+            select(IdempotentRequest).where(
+                IdempotentRequest.key_id == key_id, IdempotentRequest.idempotency_key == idempotency_key
+            )
+        ).scalar_one_or_none()
+    if found is None:
+        return None
+    if found.request_hash != fingerprint:
+        raise Conflict("This Idempotency-Key was already used with a different request")
+    return dict(found.response)
+
+
+def prune(session: Session, *, now: int) -> int:
+    result = session.execute(delete(IdempotentRequest).where(IdempotentRequest.created_at < now - KEEP_MS))
+    return int(result.rowcount)  # type: ignore[attr-defined]

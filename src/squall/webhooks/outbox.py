@@ -1,0 +1,159 @@
+"""The webhook outbox: rows are written with the state change they report and claimed by
+senders with a lease, like jobs. ``attempts`` is the fencing token of a claim."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from squall.db.base import table_of
+from squall.keys.models import ApiKey
+from squall.webhooks.models import DELIVERED, PENDING, WebhookDelivery
+
+_INSERT = insert(table_of(WebhookDelivery))
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    id: str
+    key_id: str
+    url: str
+    payload: str
+    attempts: int  # including this one
+
+
+def enqueue(
+    session: Session,
+    *,
+    key_id: str,
+    url: str,
+    payload: dict[str, Any],
+    now: int,
+    job_id: str | None = None,
+    batch_id: str | None = None,
+) -> str:
+    delivery_id = f"msg_{uuid.uuid4().hex}"
+    session.connection().execute(
+        _INSERT,
+        {
+            "id": delivery_id,
+            "key_id": key_id,
+            "job_id": job_id,
+            "batch_id": batch_id,
+            "event": payload["type"],
+            "url": url,
+            "payload": json.dumps(payload, separators=(",", ":")),
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
+    return delivery_id
+
+
+def claim(session: Session, *, owner: str, now: int, lease_ms: int) -> ClaimedDelivery | None:
+    """The oldest due delivery, leased to ``owner``. An expired lease (a sender died
+    mid-attempt) makes the row due again: delivery is at least once, with a stable id."""
+    candidate = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+            (WebhookDelivery.lease_expires_at.is_(None)) | (WebhookDelivery.lease_expires_at < now),
+        )
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    row = session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == candidate, WebhookDelivery.status == PENDING)
+        .values(attempts=WebhookDelivery.attempts + 1, lease_owner=owner, lease_expires_at=now + lease_ms)
+        .returning(
+            WebhookDelivery.id,
+            WebhookDelivery.key_id,
+            WebhookDelivery.url,
+            WebhookDelivery.payload,
+            WebhookDelivery.attempts,
+        )
+    ).first()
+    return None if row is None else ClaimedDelivery(*row)
+
+
+def signing_secrets(session: Session, key_id: str, *, now: int) -> list[str]:
+    key = session.execute(
+        select(
+            ApiKey.webhook_secret, ApiKey.previous_webhook_secret, ApiKey.previous_webhook_secret_until
+        ).where(ApiKey.id == key_id)
+    ).one()
+    found = [key.webhook_secret] if key.webhook_secret else []
+    if key.previous_webhook_secret and (key.previous_webhook_secret_until or 0) > now:
+        found.append(key.previous_webhook_secret)
+    return found
+
+
+def record(
+    session: Session,
+    claimed: ClaimedDelivery,
+    *,
+    status: str,
+    now: int,
+    status_code: int | None,
+    error: str | None,
+    retry_at: int | None = None,
+) -> bool:
+    """Store an attempt's outcome: ``status`` delivered/failed/gone, or pending with
+    ``retry_at``. Fenced by the claim; False if another sender took the row over."""
+    values: dict[str, Any] = {
+        "status": status,
+        "last_status_code": status_code,
+        "last_error": error,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    if status == DELIVERED:
+        values["delivered_at"] = now
+    if retry_at is not None:
+        values["next_attempt_at"] = retry_at
+    result = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == claimed.id,
+            WebhookDelivery.attempts == claimed.attempts,
+            WebhookDelivery.status == PENDING,
+        )
+        .values(values)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def latest_for_job(session: Session, job_id: str) -> WebhookDelivery | None:
+    """The delivery of a job's final event (progress events aside)."""
+    return session.execute(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.job_id == job_id, WebhookDelivery.event != "job_progress")
+        .order_by(WebhookDelivery.created_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def delivery_view(delivery: WebhookDelivery | None) -> dict[str, Any] | None:
+    if delivery is None:
+        return None
+    return {
+        "webhook_id": delivery.id,
+        "event": delivery.event,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "next_attempt_at": delivery.next_attempt_at if delivery.status == PENDING else None,
+        "delivered_at": delivery.delivered_at,
+    }
