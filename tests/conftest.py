@@ -27,6 +27,7 @@ from squall.settings import Settings
 from squall.storage.local import LocalStorage
 from squall.worker import Worker
 from tests.support.media import make_library
+from tests.support.receiver import WebhookReceiver
 from tests.support.server import MediaServer
 
 TEST_SECRET = "test-secret-key"
@@ -200,3 +201,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as server:
+        yield server

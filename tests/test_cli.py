@@ -30,7 +30,8 @@ def test_keys_create_list_revoke(settings: Settings, db: Database, client: TestC
                      "--max-resolution", "720", "--max-duration-seconds", "600", "--max-filesize-mb", "50", "--json")  # fmt: skip
     assert created.returncode == 0, created.stderr
     new = json.loads(created.stdout)
-    assert set(new) == {"api_key", "client_name", "id"} and new["client_name"] == "Acme"
+    assert set(new) == {"api_key", "client_name", "id", "webhook_secret"} and new["client_name"] == "Acme"
+    assert new["webhook_secret"].startswith("whsec_")
     usage = client.get("/usage", headers={"x-api-key": new["api_key"]}).json()
     assert usage["storage_limit_bytes"] == 2 * 1024**3 and usage["max_resolution_limit"] == "720"
     assert usage["max_filesize_limit_mb"] == 50.0 and usage["max_duration_limit_seconds"] == 600

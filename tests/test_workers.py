@@ -19,17 +19,19 @@ from squall.metering.counters import get_counters
 from squall.metering.models import UsageEvent
 from squall.metering.verify import verify
 from squall.settings import Settings
+from squall.webhooks.outbox import latest_for_job
 from tests.conftest import PYTHON, KeyFactory, worker_env
+from tests.support.receiver import WebhookReceiver
 from tests.support.server import MediaServer
 
 pytestmark = pytest.mark.slow
 
 
 @contextmanager
-def workers(settings: Settings, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+def workers(settings: Settings, count: int, **env: str) -> Iterator[list[subprocess.Popen[bytes]]]:
     procs = [
         subprocess.Popen(
-            [PYTHON, "-m", "squall", "worker"], env=worker_env(settings), stderr=subprocess.DEVNULL
+            [PYTHON, "-m", "squall", "worker"], env={**worker_env(settings), **env}, stderr=subprocess.DEVNULL
         )
         for _ in range(count)
     ]
@@ -136,6 +138,34 @@ def test_a_worker_killed_mid_job_loses_nothing(
         assert not verify(session).drift
     leftovers = [p for p in settings.work_dir.iterdir()] if settings.work_dir.exists() else []
     assert all(not p.name.endswith("-2") for p in leftovers)  # the second run cleaned up after itself
+
+
+def test_a_worker_killed_while_delivering_a_webhook_still_delivers_it_once(
+    client: TestClient, api_key: str, db: Database, settings: Settings, media: MediaServer,
+    receiver: WebhookReceiver,
+) -> None:  # fmt: skip
+    hook = receiver.script("k", "hang", 200)  # the first attempt never gets an answer
+    body = {"url": media.url("media/tiny.mp4"), "webhook_url": hook}
+    job_id = client.post("/jobs", headers={"x-api-key": api_key}, json=body).json()["job_id"]
+    fast = {"SQUALL_WEBHOOK_TIMEOUT_SECONDS": "1"}  # a claim on a delivery then lasts 7 s
+    with workers(settings, 1, **fast) as (first,):
+        receiver.wait_for(1, "k")  # the job is completed and its event is on the wire
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    assert count(db, Job.id == job_id, Job.status == "Completed") == 1
+    with workers(settings, 1, **fast):
+        wait_until(lambda: len(receiver.to("k")) == 2, 60, "the webhook to be delivered again")
+        wait_until(lambda: delivery_status(db, job_id) == "delivered", 10, "the delivery to be recorded")
+    attempts = receiver.to("k")
+    assert [r.answered for r in attempts] == [None, 200]  # one accepted delivery
+    assert attempts[0].headers["webhook-id"] == attempts[1].headers["webhook-id"]
+    assert attempts[0].body == attempts[1].body
+
+
+def delivery_status(db: Database, job_id: str) -> str | None:
+    with db.read() as session:
+        found = latest_for_job(session, job_id)
+        return None if found is None else found.status
 
 
 def test_a_stopped_worker_hands_its_job_back_at_once(

@@ -119,8 +119,7 @@ def test_bad_urls_are_refused(client: TestClient, api_key: str, url: str, messag
 @pytest.mark.parametrize(
     ("fields", "named"),
     [
-        ({"webhook_url": "https://example.com/hook"}, "webhook_url"),
-        ({"paused": True, "enable_progress_webhook": True}, "enable_progress_webhook, paused"),
+        ({"live_recording": True, "wait_for_video": True}, "live_recording, wait_for_video"),
         ({"storage": {"provider": "s3"}}, "storage"),
     ],
 )

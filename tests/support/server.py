@@ -6,6 +6,8 @@
 - ``/octet/<name>``           the file as application/octet-stream
 - ``/stall/<name>``           headers, a few bytes, then nothing (a stalled source)
 - ``/redirect?to=<url>``      a 302 to that URL
+- ``/feed/<title>?episodes=a.mp4,b.mp4[&base=<url>]``  a podcast RSS feed of those media
+  files (on this server, or under ``base``)
 - ``/pointing/<m3u8>?to=<base>``  an HLS playlist whose segments are ``<base><segment>``
   (absolute URLs, possibly on another host)
 
@@ -17,9 +19,23 @@ from __future__ import annotations
 import mimetypes
 import threading
 import time
+from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+
+def podcast_feed(title: str, episode_urls: list[str]) -> str:
+    items = "".join(
+        f"<item><title>Episode {n}</title><guid>ep-{n}</guid>"
+        f'<enclosure url="{escape(url)}" type="video/mp4" length="1"/></item>'
+        for n, url in enumerate(episode_urls, start=1)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+        f"<title>{escape(title)}</title><link>http://example.com/</link><description>A show</description>"
+        f"{items}</channel></rss>"
+    )
 
 
 def make_handler(root: Path, requests: list[str]) -> type[BaseHTTPRequestHandler]:
@@ -54,6 +70,13 @@ def make_handler(root: Path, requests: list[str]) -> type[BaseHTTPRequestHandler
                 base = query["to"][0]
                 body = "\n".join(line if line.startswith("#") else base + line for line in lines)
                 self.answer(200, body.encode(), "application/vnd.apple.mpegurl")
+                return
+            if kind == "feed":  # a podcast feed whose episodes are this server's media files
+                episodes = query.get("episodes", ["tiny.mp4"])[0].split(",")
+                base = query.get("base", [f"http://{self.headers['Host']}/media/"])[0]
+                self.answer(
+                    200, podcast_feed(name, [base + e for e in episodes]).encode(), "application/rss+xml"
+                )
                 return
             if kind == "stall":
                 self.send_response(200)
