@@ -40,10 +40,16 @@ def test_keys_create_list_revoke(settings: Settings, db: Database, client: TestC
     assert [(k["id"], k["type"], k["revoked"]) for k in listed] == [(new["id"], "trial", False)]
     assert new["api_key"] not in json.dumps(listed)
 
+    rotated = json.loads(squall(settings, "keys", "rotate-webhook-secret", new["id"], "--json").stdout)
+    assert rotated["id"] == new["id"] and rotated["webhook_secret"].startswith("whsec_")
+    assert rotated["webhook_secret"] != new["webhook_secret"]
+
     assert squall(settings, "keys", "revoke", new["id"]).returncode == 0
     assert client.get("/usage", headers={"x-api-key": new["api_key"]}).status_code == 401
     again = squall(settings, "keys", "revoke", new["id"])
     assert again.returncode == 2 and "No active key" in again.stderr
+    gone = squall(settings, "keys", "rotate-webhook-secret", new["id"])
+    assert gone.returncode == 2 and "No active key" in gone.stderr
 
 
 def test_keys_create_refuses_contradictions(settings: Settings, db: Database) -> None:

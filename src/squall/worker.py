@@ -110,11 +110,11 @@ class Worker:
         settings = self.settings
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         threads = [threading.Thread(target=self._loop, name=f"worker-{i}") for i in range(concurrency)]
-        for i in range(settings.webhook_concurrency):
-            # Daemons: a delivery cut off by shutdown is retried (its lease runs out), so a
+        if settings.webhook_concurrency:
+            # A daemon: a delivery cut off by shutdown is retried (its lease runs out), so a
             # slow receiver never holds up a stop.
-            args = (self.stopping,)
-            threading.Thread(target=self.webhooks.run, args=args, name=f"webhooks-{i}", daemon=True).start()
+            args = (self.stopping, settings.webhook_concurrency)
+            threading.Thread(target=self.webhooks.run, args=args, name="webhooks", daemon=True).start()
         for thread in threads:
             thread.start()
         log.info("worker started", worker_id=self.worker_id, concurrency=concurrency,

@@ -57,10 +57,11 @@ def enqueue(
     return delivery_id
 
 
-def claim(session: Session, *, owner: str, now: int, lease_ms: int) -> ClaimedDelivery | None:
-    """The oldest due delivery, leased to ``owner``. An expired lease (a sender died
-    mid-attempt) makes the row due again: delivery is at least once, with a stable id."""
-    candidate = (
+def claim(session: Session, *, owner: str, now: int, lease_ms: int, limit: int = 1) -> list[ClaimedDelivery]:
+    """Up to ``limit`` due deliveries, oldest first, leased to ``owner``. An expired lease (a
+    sender died mid-attempt) makes a row due again: delivery is at least once, with a
+    stable id."""
+    candidates = (
         select(WebhookDelivery.id)
         .where(
             WebhookDelivery.status == PENDING,
@@ -68,13 +69,12 @@ def claim(session: Session, *, owner: str, now: int, lease_ms: int) -> ClaimedDe
             (WebhookDelivery.lease_expires_at.is_(None)) | (WebhookDelivery.lease_expires_at < now),
         )
         .order_by(WebhookDelivery.next_attempt_at)
-        .limit(1)
+        .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
-    row = session.execute(
+    rows = session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.id == candidate, WebhookDelivery.status == PENDING)
+        .where(WebhookDelivery.id.in_(candidates), WebhookDelivery.status == PENDING)
         .values(attempts=WebhookDelivery.attempts + 1, lease_owner=owner, lease_expires_at=now + lease_ms)
         .returning(
             WebhookDelivery.id,
@@ -83,8 +83,8 @@ def claim(session: Session, *, owner: str, now: int, lease_ms: int) -> ClaimedDe
             WebhookDelivery.payload,
             WebhookDelivery.attempts,
         )
-    ).first()
-    return None if row is None else ClaimedDelivery(*row)
+    ).all()
+    return [ClaimedDelivery(*row) for row in rows]
 
 
 def signing_secrets(session: Session, key_id: str, *, now: int) -> list[str]:

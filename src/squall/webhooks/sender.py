@@ -6,10 +6,12 @@ schedule over hours, with jitter and ``Retry-After`` honoured."""
 
 from __future__ import annotations
 
+import queue
 import random
 import threading
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -27,6 +29,9 @@ from squall.webhooks.signing import signature_header
 
 log = get_logger("squall.webhooks")
 MAX_RETRY_AFTER_MS = 24 * 3600 * 1000
+# Claims held per sender thread: one being sent, one waiting. A waiting claim is sent within
+# one attempt's timeout, well inside its lease (two timeouts plus 5 s), so never twice.
+PREFETCH = 2
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,34 @@ class Outcome:
     retry_at: int | None = None
 
 
+class Attempted(NamedTuple):
+    claimed: ClaimedDelivery
+    outcome: Outcome
+
+
+class Claimed(NamedTuple):
+    claimed: ClaimedDelivery
+    secrets: list[str]
+
+
+def _drain(results: queue.SimpleQueue[Attempted], *, wait: float) -> list[Attempted]:
+    """Every finished attempt; waits up to ``wait`` seconds for the first one."""
+    found = []
+    try:
+        found.append(results.get(timeout=wait))
+        while True:
+            found.append(results.get_nowait())
+    except queue.Empty:
+        pass
+    return found
+
+
 class WebhookSender:
+    """One dispatcher thread claims due deliveries for a pool of sender threads and records
+    their outcomes: recording what finished and claiming more share one transaction, so the
+    database sees one write per round, not two per delivery. A hanging receiver holds one
+    sender thread, never the others."""
+
     def __init__(self, db: Database, settings: Settings, owner: str) -> None:
         self.db = db
         self.settings = settings
@@ -48,44 +80,65 @@ class WebhookSender:
             timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False
         )
 
-    def run(self, stopping: threading.Event) -> None:
-        """One sender thread: deliver what is due until ``stopping`` is set."""
+    def run(self, stopping: threading.Event, senders: int) -> None:
+        """Deliver what is due with ``senders`` threads until ``stopping`` is set."""
+        work: queue.SimpleQueue[Claimed | None] = queue.SimpleQueue()
+        results: queue.SimpleQueue[Attempted] = queue.SimpleQueue()
+
+        def send() -> None:
+            while (item := work.get()) is not None:
+                results.put(Attempted(item.claimed, self.attempt(item.claimed, item.secrets)))
+
+        for i in range(senders):
+            threading.Thread(target=send, name=f"webhook-sender-{i}", daemon=True).start()
+        in_flight, finished = 0, list[Attempted]()
         while not stopping.is_set():
             try:
-                if not self.send_one():
-                    stopping.wait(self.settings.poll_seconds)
+                in_flight -= len(finished)
+                claimed = self.round(finished, limit=PREFETCH * senders - in_flight)
+                finished = []
+                in_flight += len(claimed)
+                for item in claimed:
+                    work.put(item)
+                # Until an attempt finishes; when idle, this is also the poll for new rows.
+                finished = _drain(results, wait=self.settings.poll_seconds)
             except Exception:
-                log.exception("webhook sender error; backing off")
+                log.exception("webhook dispatcher error; backing off")
+                finished = []  # unrecorded claims run out and are retried
                 stopping.wait(self.settings.poll_seconds * 4)
+        for _ in range(senders):
+            work.put(None)
+        if finished:
+            self.round(finished, limit=0)
 
     def send_due(self) -> int:
-        """Deliver everything due now, one by one (tests and the CLI); returns how many."""
-        sent = 0
-        while self.send_one():
-            sent += 1
+        """Deliver everything due now, one at a time in this thread (tests); returns how many."""
+        sent, finished = 0, list[Attempted]()
+        while claimed := self.round(finished, limit=1):
+            finished = [Attempted(item.claimed, self.attempt(item.claimed, item.secrets)) for item in claimed]
+            sent += len(finished)
+        if finished:
+            self.round(finished, limit=0)
         return sent
 
-    def send_one(self) -> bool:
+    def round(self, finished: list[Attempted], *, limit: int) -> list[Claimed]:
+        """Record ``finished`` attempts and claim up to ``limit`` due deliveries, in one
+        transaction; each claim comes with the key's signing secrets."""
         with self.db.write() as session:
-            claimed = outbox.claim(session, owner=self.owner, now=now_ms(), lease_ms=self.lease_ms)
-        if claimed is None:
-            return False
-        with self.db.read() as session:
-            secrets = outbox.signing_secrets(session, claimed.key_id, now=now_ms())
-        outcome = self.attempt(claimed, secrets)
-        with self.db.write() as session:
-            outbox.record(
-                session,
-                claimed,
-                status=outcome.status,
-                now=now_ms(),
-                status_code=outcome.status_code,
-                error=outcome.error,
-                retry_at=outcome.retry_at,
+            now = now_ms()
+            for claimed, outcome in finished:
+                outbox.record(session, claimed, status=outcome.status, now=now, status_code=outcome.status_code,
+                              error=outcome.error, retry_at=outcome.retry_at)  # fmt: skip
+            claims = (
+                outbox.claim(session, owner=self.owner, now=now, lease_ms=self.lease_ms, limit=limit)
+                if limit > 0
+                else []
             )
-        log.info("webhook attempt", webhook_id=claimed.id, attempt=claimed.attempts, outcome=outcome.status,
-                 status_code=outcome.status_code)  # fmt: skip
-        return True
+            secrets = {c.key_id: outbox.signing_secrets(session, c.key_id, now=now) for c in claims}
+        for claimed, outcome in finished:
+            log.info("webhook attempt", webhook_id=claimed.id, attempt=claimed.attempts, outcome=outcome.status,
+                     status_code=outcome.status_code)  # fmt: skip
+        return [Claimed(c, secrets[c.key_id]) for c in claims]
 
     def attempt(self, claimed: ClaimedDelivery, secrets: list[str]) -> Outcome:
         timestamp = now_ms() // 1000
