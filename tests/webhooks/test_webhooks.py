@@ -6,11 +6,13 @@ import threading
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
 from squall.db import Database
 from squall.keys.service import rotate_webhook_secret
 from squall.settings import Settings
+from squall.webhooks.models import WebhookDelivery
 from squall.webhooks.sender import WebhookSender
 from squall.worker import Worker
 from tests.conftest import KeyFactory, drain
@@ -228,3 +230,29 @@ def webhook_secret(db: Database, key_id: str) -> str:
         key = session.get(ApiKey, key_id)
         assert key is not None and key.webhook_secret
         return key.webhook_secret
+
+
+def test_a_name_that_does_not_resolve_is_retried_not_dropped(
+    settings: Settings, db: Database, make_key: KeyFactory
+) -> None:
+    from squall.clock import now_ms
+    from squall.webhooks import outbox
+
+    _, key_id = make_key("Dns")
+    with db.write() as session:
+        outbox.enqueue(session, key_id=key_id, url="http://no-such-host.invalid/hook",
+                       payload={"type": "job_failed"}, now=now_ms())  # fmt: skip
+    settings.allow_private_urls = False  # the guard resolves the name itself
+    assert sender(settings, db).send_due() == 1
+    with db.read() as session:
+        (row,) = session.execute(select(WebhookDelivery)).scalars()
+    assert row.status == "pending" and row.attempts == 1 and "could not be resolved" in (row.last_error or "")
+    assert row.next_attempt_at > now_ms()
+
+
+def test_episode_titles_become_valid_file_names() -> None:
+    from squall.batches.service import episode_filename
+
+    assert episode_filename("Part 1... The End") == "Part 1. The End"
+    assert episode_filename("a/b:c?") and ".." not in episode_filename("x..y")
+    assert episode_filename("///") == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from squall.batches.models import PAUSED, PROCESSING, Batch
 from squall.db.base import new_id
 from squall.errors import BadRequest, NotFound
 from squall.jobs import service as jobs
-from squall.jobs.models import Job
+from squall.jobs.models import PENDING, Job
 from squall.jobs.options import JobOptions
 from squall.keys.service import AuthenticatedKey
 from squall.storage.naming import sanitize_filename
@@ -68,10 +69,16 @@ def create_batch(
     return batch, job_ids
 
 
+def episode_filename(name: str) -> str:
+    """A title or rename as a file name: sanitised, and without the ``..`` that file names
+    may not hold ("Part 1... The End" -> "Part 1. The End"). Empty if nothing is left."""
+    return re.sub(r"\.{2,}", ".", sanitize_filename(name, fallback="")).strip(" .")
+
+
 def _episode_options(shared: dict[str, Any], episode: Episode) -> JobOptions:
     filename = episode.filename
     if filename is None and episode.title:  # an episode is named after its title
-        filename = sanitize_filename(episode.title, fallback="") or None
+        filename = episode_filename(episode.title) or None
     return validated(
         JobOptions, {**shared, "url": episode.url, "filename": filename}, where=f"Episode {episode.url}"
     )
@@ -115,27 +122,39 @@ def rename_jobs(
         if job is None or job.batch_id != batch.id:
             errors.append(f"Job {job_id} is not in this batch")
             continue
-        clean = sanitize_filename(filename, fallback="")
+        clean = episode_filename(filename)
         if not clean:
             errors.append(f"Job {job_id}: the filename '{filename}' has nothing usable in it")
             continue
-        job.options = {**job.options, "filename": clean}
+        # Only while the job still waits: a start committed meanwhile wins (the row's own
+        # condition is re-checked under its lock), and the batch row is never locked here.
+        renamed = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == PENDING, Job.run_after == jobs.HELD)
+            .values(options={**job.options, "filename": clean})
+        )
+        if renamed.rowcount != 1:  # type: ignore[attr-defined]
+            errors.append(f"Job {job_id} has already started")
+            continue
         updated += 1
-    session.flush()
     return {"updated": updated, "errors": errors}
 
 
 def start_batch(session: Session, key_id: str, batch_id: str, *, now: int) -> dict[str, Any]:
     batch = get_batch(session, key_id, batch_id)
+    if batch.status != PAUSED:
+        raise BadRequest(f"Batch is not paused (current status: {batch.status})")
+    # Jobs first, then the batch: the order a cancel takes its locks in (job, then batch).
+    count = jobs.release_held(session, batch.id, now=now)
     started = session.execute(
         update(Batch).where(Batch.id == batch.id, Batch.status == PAUSED).values(status=PROCESSING)
     )
-    if started.rowcount != 1:  # type: ignore[attr-defined]
+    if started.rowcount != 1:  # type: ignore[attr-defined]  # a concurrent start won: roll back
         session.refresh(batch)
         raise BadRequest(f"Batch is not paused (current status: {batch.status})")
-    count = jobs.release_held(session, batch.id, now=now)
     progress.finish_if_done(session, batch.id, now=now)  # every episode may have been cancelled
-    return {"batch_id": batch.id, "started_jobs": count, "status": PROCESSING}
+    session.refresh(batch)
+    return {"batch_id": batch.id, "started_jobs": count, "status": batch.status}
 
 
 def batch_view(batch: Batch, job_ids: list[str] | None = None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """``Idempotency-Key`` on POST /jobs and POST /jobs/bulk, as Stripe does it: the first answer
 is stored with the jobs it created (one transaction) and replayed for the same key and
 body; the same key with another body is a 409. Two requests racing with one key meet at the
-table's primary key: the second one's insert fails, and it replays the first's answer."""
+table's primary key, which is inserted before anything else: the second one's insert
+waits for the first transaction and then fails, and it replays the first's answer."""
 
 from __future__ import annotations
 
@@ -49,17 +50,15 @@ def commit(
     Returns (answer, replayed): a concurrent request with the key may have answered first."""
     try:
         with db.write() as session:
+            stored = None
+            if idempotency_key is not None:  # first: a concurrent twin stops here, before admission
+                stored = IdempotentRequest(key_id=key_id, idempotency_key=idempotency_key,
+                                           request_hash=fingerprint, response={}, created_at=now_ms())  # fmt: skip
+                session.add(stored)
+                session.flush()
             answer = create(session)
-            if idempotency_key is not None:
-                session.add(
-                    IdempotentRequest(
-                        key_id=key_id,
-                        idempotency_key=idempotency_key,
-                        request_hash=fingerprint,
-                        response=answer,
-                        created_at=now_ms(),
-                    )
-                )
+            if stored is not None:
+                stored.response = answer
         return answer, False
     except IntegrityError:
         earlier = None if idempotency_key is None else _answer(db, key_id, idempotency_key, fingerprint)

@@ -113,6 +113,8 @@ def discover(options: JobOptions, settings: Settings) -> tuple[str | None, list[
         limit=settings.batch_max_episodes,
     )
     if found["entries"] is None:
+        if options.paused:
+            raise BadRequest("paused applies to feeds and playlists; this URL is a single video")
         return None
     if not found["entries"]:
         raise BadRequest("This feed or playlist has no entries")

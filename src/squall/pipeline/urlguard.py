@@ -71,6 +71,10 @@ class UrlPolicy:
         return any(a in net for net in self.allowed_networks for a in (address, inner) if a is not None)
 
 
+class HostNotFound(BadRequest):
+    """The name did not resolve (possibly for now): not a verdict of the policy."""
+
+
 def check_url(url: str, policy: UrlPolicy, *, what: str = "URL") -> None:
     """Refuse non-http(s) URLs, and hosts that resolve to any address the policy does not
     permit. Raises BadRequest with a message for people."""
@@ -99,7 +103,7 @@ def resolve_checked(url: str, policy: UrlPolicy, *, what: str = "URL") -> str | 
     try:
         infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
-        raise BadRequest(f"{what} host '{host}' could not be resolved") from None
+        raise HostNotFound(f"{what} host '{host}' could not be resolved") from None
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not addresses or not all(policy.permits(address) for address in addresses):
         raise BadRequest(f"{what} points at a private or local address, which is not allowed")

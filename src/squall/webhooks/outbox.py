@@ -25,6 +25,7 @@ class ClaimedDelivery:
     url: str
     payload: str
     attempts: int  # including this one
+    lease_expires_at: int
 
 
 def enqueue(
@@ -84,7 +85,7 @@ def claim(session: Session, *, owner: str, now: int, lease_ms: int, limit: int =
             WebhookDelivery.attempts,
         )
     ).all()
-    return [ClaimedDelivery(*row) for row in rows]
+    return [ClaimedDelivery(*row, lease_expires_at=now + lease_ms) for row in rows]
 
 
 def signing_secrets(session: Session, key_id: str, *, now: int) -> list[str]:

@@ -20,7 +20,7 @@ from squall.clock import now_ms
 from squall.db import Database
 from squall.errors import BadRequest
 from squall.logging import get_logger
-from squall.pipeline.urlguard import UrlPolicy, resolve_checked
+from squall.pipeline.urlguard import HostNotFound, UrlPolicy, resolve_checked
 from squall.settings import Settings
 from squall.webhooks import outbox
 from squall.webhooks.models import DELIVERED, FAILED, GONE, PENDING
@@ -79,6 +79,10 @@ class WebhookSender:
         self.client = httpx.Client(
             timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False
         )
+        self.unpooled = httpx.Client(
+            timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )  # fmt: skip
 
     def run(self, stopping: threading.Event, senders: int) -> None:
         """Deliver what is due with ``senders`` threads until ``stopping`` is set."""
@@ -87,24 +91,22 @@ class WebhookSender:
 
         def send() -> None:
             while (item := work.get()) is not None:
-                results.put(Attempted(item.claimed, self.attempt(item.claimed, item.secrets)))
+                results.put(Attempted(item.claimed, self.attempt_safely(item)))
 
         for i in range(senders):
             threading.Thread(target=send, name=f"webhook-sender-{i}", daemon=True).start()
         in_flight, finished = 0, list[Attempted]()
         while not stopping.is_set():
             try:
-                in_flight -= len(finished)
-                claimed = self.round(finished, limit=PREFETCH * senders - in_flight)
+                claimed = self.round(finished, limit=PREFETCH * senders - in_flight + len(finished))
+                in_flight += len(claimed) - len(finished)
                 finished = []
-                in_flight += len(claimed)
                 for item in claimed:
                     work.put(item)
                 # Until an attempt finishes; when idle, this is also the poll for new rows.
                 finished = _drain(results, wait=self.settings.poll_seconds)
-            except Exception:
+            except Exception:  # the database, most likely: keep the outcomes for the next round
                 log.exception("webhook dispatcher error; backing off")
-                finished = []  # unrecorded claims run out and are retried
                 stopping.wait(self.settings.poll_seconds * 4)
         for _ in range(senders):
             work.put(None)
@@ -115,7 +117,7 @@ class WebhookSender:
         """Deliver everything due now, one at a time in this thread (tests); returns how many."""
         sent, finished = 0, list[Attempted]()
         while claimed := self.round(finished, limit=1):
-            finished = [Attempted(item.claimed, self.attempt(item.claimed, item.secrets)) for item in claimed]
+            finished = [Attempted(item.claimed, self.attempt_safely(item)) for item in claimed]
             sent += len(finished)
         if finished:
             self.round(finished, limit=0)
@@ -140,6 +142,20 @@ class WebhookSender:
                      status_code=outcome.status_code)  # fmt: skip
         return [Claimed(c, secrets[c.key_id]) for c in claims]
 
+    def attempt_safely(self, item: Claimed) -> Outcome:
+        """``attempt``, but never raising (a sender thread must not die of one bad URL), and
+        never sending a claim that waited so long its lease may be running out."""
+        claimed = item.claimed
+        if now_ms() + self.settings.webhook_timeout_seconds * 1000 > claimed.lease_expires_at:
+            return Outcome(
+                PENDING, error="Not sent: waited too long behind slow receivers", retry_at=now_ms()
+            )
+        try:
+            return self.attempt(claimed, item.secrets)
+        except Exception as exc:
+            log.exception("webhook attempt error", webhook_id=claimed.id)
+            return self.retry(claimed, None, f"Could not send: {type(exc).__name__}")
+
     def attempt(self, claimed: ClaimedDelivery, secrets: list[str]) -> Outcome:
         timestamp = now_ms() // 1000
         headers = {
@@ -151,25 +167,29 @@ class WebhookSender:
         }
         try:
             request = pinned_request(claimed.url, self.settings.url_policy, headers, claimed.payload.encode())
+        except HostNotFound as unresolved:  # DNS may answer later
+            return self.retry(claimed, None, unresolved.message)
         except BadRequest as refused:  # the guard's answer will not change by retrying soon
             return Outcome(FAILED, error=refused.message)
-        try:
-            response = self.client.send(request)
-            response.close()
+        # A pinned HTTPS request must not reuse a pooled connection to the same address that
+        # was made for another host name (its certificate was checked for that name).
+        client = self.unpooled if "sni_hostname" in request.extensions else self.client
+        try:  # streamed and closed unread: a receiver's body is never loaded
+            with client.stream(request.method, request.url, headers=request.headers,
+                               content=claimed.payload.encode(), extensions=request.extensions) as response:  # fmt: skip
+                code = response.status_code
+                retry_after = response.headers.get("retry-after")
         except httpx.TimeoutException:
             return self.retry(claimed, None, f"No answer within {self.settings.webhook_timeout_seconds:g} s")
         except httpx.HTTPError as exc:
             return self.retry(claimed, None, f"Could not connect: {exc}")
-        code = response.status_code
         if 200 <= code < 300:
             return Outcome(DELIVERED, code)
         if code == 410:
             return Outcome(GONE, code, "The receiver answered 410 Gone; no more attempts")
         if 300 <= code < 400:
             return self.retry(claimed, code, f"Redirects are not followed (HTTP {code})")
-        return self.retry(
-            claimed, code, f"The receiver answered HTTP {code}", response.headers.get("retry-after")
-        )
+        return self.retry(claimed, code, f"The receiver answered HTTP {code}", retry_after)
 
     def retry(
         self, claimed: ClaimedDelivery, code: int | None, error: str, retry_after: str | None = None
@@ -183,12 +203,13 @@ class WebhookSender:
 
     def close(self) -> None:
         self.client.close()
+        self.unpooled.close()
 
 
 def _retry_after_ms(value: str | None) -> float:
     if not value:
         return 0.0
-    if value.strip().isdigit():
+    if value.strip().isascii() and value.strip().isdigit():
         return int(value) * 1000.0
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() * 1000 - now_ms())
@@ -207,5 +228,8 @@ def pinned_request(url: str, policy: UrlPolicy, headers: dict[str, str], body: b
     literal = f"[{address}]" if ":" in address else address
     pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
-    headers = {**headers, "host": parts.netloc.rpartition("@")[2]}
+    host = parts.netloc.rpartition("@")[2]
+    if not host.isascii():  # an internationalised name goes on the wire as IDNA
+        host = (parts.hostname or "").encode("idna").decode() + (f":{parts.port}" if parts.port else "")
+    headers = {**headers, "host": host}
     return httpx.Request("POST", pinned, headers=headers, content=body, extensions=extensions)
