@@ -27,7 +27,8 @@ def squall(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_keys_create_list_revoke(settings: Settings, db: Database, client: TestClient) -> None:
     created = squall(settings, "keys", "create", "--name", "Acme", "--type", "trial", "--storage-limit-gb", "2",
-                     "--max-resolution", "720", "--max-duration-seconds", "600", "--max-filesize-mb", "50", "--json")  # fmt: skip
+                     "--max-resolution", "720", "--max-duration-seconds", "600", "--max-filesize-mb", "50",
+                     "--retention-days", "30", "--json")  # fmt: skip
     assert created.returncode == 0, created.stderr
     new = json.loads(created.stdout)
     assert set(new) == {"api_key", "client_name", "id", "webhook_secret"} and new["client_name"] == "Acme"
@@ -37,7 +38,9 @@ def test_keys_create_list_revoke(settings: Settings, db: Database, client: TestC
     assert usage["max_filesize_limit_mb"] == 50.0 and usage["max_duration_limit_seconds"] == 600
 
     listed = json.loads(squall(settings, "keys", "list", "--json").stdout)
-    assert [(k["id"], k["type"], k["revoked"]) for k in listed] == [(new["id"], "trial", False)]
+    assert [(k["id"], k["type"], k["revoked"], k["retention_days"]) for k in listed] == [
+        (new["id"], "trial", False, 30)
+    ]
     assert new["api_key"] not in json.dumps(listed)
 
     rotated = json.loads(squall(settings, "keys", "rotate-webhook-secret", new["id"], "--json").stdout)

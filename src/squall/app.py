@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from squall import __version__
 from squall.batches.routes import router as batches_router
 from squall.db import Database
+from squall.delivery.cache import DeliveryCache
 from squall.delivery.routes import router as delivery_router
 from squall.errors import SquallError
 from squall.jobs.routes import router as jobs_router
@@ -28,6 +29,7 @@ from squall.metering.routes import router as metering_router
 from squall.settings import Settings, get_settings
 from squall.storage.base import Storage
 from squall.storage.factory import make_storage
+from squall.units import MB
 from squall.validation import describe_validation_error
 
 log = get_logger("squall.app")
@@ -56,6 +58,7 @@ def create_app(
     app.state.db = db or Database(settings.resolved_database_url)
     app.state.storage = storage or make_storage(settings)
     app.state.key_cache = KeyCache(settings.auth_cache_seconds)
+    app.state.delivery_cache = DeliveryCache(settings.delivery_cache_dir, settings.delivery_cache_mb * MB)
     settings.resolved_secret_key()  # create it now, not inside the first request
 
     registry = CollectorRegistry()

@@ -25,6 +25,8 @@ usage_app = typer.Typer(help="Usage metering.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(usage_app, name="usage")
+storage_app = typer.Typer(help="Stored objects.", no_args_is_help=True)
+app.add_typer(storage_app, name="storage")
 
 
 def _show_version(value: bool) -> None:
@@ -133,6 +135,9 @@ def keys_create(
     max_duration_seconds: Annotated[int | None, typer.Option(help="Longest video accepted.")] = None,
     max_filesize_mb: Annotated[float | None, typer.Option(help="Largest output accepted.")] = None,
     stripe_subscription: Annotated[str | None, typer.Option(help="Stripe subscription id (sub_...).")] = None,
+    retention_days: Annotated[
+        int | None, typer.Option(help="Delete this key's outputs this many days after they complete.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
@@ -146,6 +151,7 @@ def keys_create(
         max_resolution=max_resolution,
         max_duration_seconds=max_duration_seconds,
         max_filesize_bytes=None if max_filesize_mb is None else round(max_filesize_mb * MB),
+        retention_days=retention_days,
     )
     db = open_database(settings)
     try:
@@ -187,6 +193,7 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
                 "max_resolution": key.max_resolution,
                 "max_duration_seconds": key.max_duration_seconds,
                 "max_filesize_bytes": key.max_filesize_bytes,
+                "retention_days": key.retention_days,
                 "created_at": key.created_at,
                 "revoked": key.revoked_at is not None,
             }
@@ -247,6 +254,23 @@ def usage_verify(
     else:
         typer.echo(report.as_text())
     raise typer.Exit(1 if report.drift else 0)
+
+
+@storage_app.command("reconcile")
+def storage_reconcile(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Compare what the books say is stored with a listing of the storage; exit 1 on drift.
+    Reports only: nothing is deleted or re-counted."""
+    from squall.bootstrap import open_database
+    from squall.metering.reconcile import reconcile
+    from squall.storage.factory import make_storage
+
+    settings = get_settings()
+    with open_database(settings).snapshot() as session:
+        result = reconcile(session, make_storage(settings).listing())
+    typer.echo(json.dumps(result.as_dict()) if as_json else result.as_text())
+    raise typer.Exit(1 if result.drift else 0)
 
 
 def main() -> None:

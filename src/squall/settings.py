@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=30.0, gt=0)
     webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,50400,72000,86400"
 
+    # Delivery (/files/...): the on-disk cache of objects read from a remote (S3) backend.
+    delivery_cache_mb: int = Field(default=1024, ge=0)
+
     # Batches: how many entries a feed or playlist may expand to.
     batch_max_episodes: int = Field(default=500, ge=1)
 
@@ -86,6 +89,10 @@ class Settings(BaseSettings):
     @property
     def storage_dir(self) -> Path:
         return self.data_dir / "storage"
+
+    @property
+    def delivery_cache_dir(self) -> Path:
+        return self.data_dir / "delivery-cache"
 
     @property
     def work_dir(self) -> Path:

@@ -18,7 +18,7 @@ from types import FrameType
 
 from squall.clock import now_ms
 from squall.db import Database
-from squall.errors import JobFailure
+from squall.errors import JobFailure, SquallError
 from squall.jobs import announce, idempotency, queue
 from squall.jobs import service as jobs
 from squall.jobs.options import JobOptions
@@ -34,7 +34,8 @@ from squall.webhooks.sender import WebhookSender
 
 log = get_logger("squall.worker")
 CANCEL_CHECK_SECONDS = 1.0
-PRUNE_EVERY_SECONDS = 3600.0  # stored Idempotency-Key answers older than a day are dropped
+# Housekeeping: stored Idempotency-Key answers older than a day, outputs past retention.
+PRUNE_EVERY_SECONDS = 600.0
 
 
 class JobRun:
@@ -156,6 +157,25 @@ class Worker:
             self._last_prune = time.monotonic()
             with self.db.write() as session:
                 idempotency.prune(session, now=now_ms())
+            self.apply_retention()
+
+    def apply_retention(self) -> int:
+        """Delete the outputs that their key's retention has run out on; returns how many jobs.
+        Each is forgotten and deleted in one transaction, as ``DELETE /jobs/{id}/file`` does."""
+        deleted = 0
+        with self.db.read() as session:
+            due = jobs.past_retention(session, now=now_ms())
+        for key_id, job_id in due:
+            try:
+                with self.db.write() as session:
+                    for key in jobs.clear_output(session, key_id, job_id, now=now_ms()):
+                        self.storage.delete(key)
+                deleted += 1
+            except SquallError as exc:  # deleted meanwhile, or the storage failed: next round
+                log.warning("retention delete skipped", job_id=job_id, error=exc.message)
+        if deleted:
+            log.info("outputs past retention deleted", count=deleted)
+        return deleted
 
     def reap(self) -> int:
         with self.db.write() as session:
@@ -211,7 +231,7 @@ class Worker:
         if not job.options.get("webhook_url"):
             return None
         settings = self.settings
-        return object_link(job.id, key, self.storage, public_url=settings.public_url,
+        return object_link(job.id, key, public_url=settings.public_url,
                            secret=settings.resolved_secret_key(), now_s=now_ms() // 1000)  # fmt: skip
 
     def discard_if_ended(self, job: ClaimedJob, keys: list[str]) -> None:

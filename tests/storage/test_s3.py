@@ -20,10 +20,9 @@ from squall.errors import StorageError
 from squall.settings import Settings
 from squall.storage.factory import make_storage
 from squall.storage.s3 import S3Storage
-from squall.storage.signing import signed_url
 from squall.units import MB
 from squall.worker import Worker
-from tests.conftest import TEST_SECRET, drain
+from tests.conftest import drain
 from tests.support.server import MediaServer
 
 CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "region": "us-east-1"}
@@ -121,10 +120,16 @@ def test_jobs_store_to_the_bucket_end_to_end(
         stored = storage.client.get_object(Bucket="squall", Key="s3/tiny.mp4")["Body"].read()
         assert len(stored) == job["file_size"]
         assert httpx.get(job["s3_url"]).content == stored  # presigned, fetched by a separate client
-        assert job["download_url"] == job["s3_url"]
-        squall_link = signed_url("", job_id, "tiny.mp4", secret=TEST_SECRET, now_s=int(time.time()))
-        redirect = client.get(squall_link, follow_redirects=False)  # /files/... hands over to the bucket
-        assert redirect.status_code == 307 and httpx.get(redirect.headers["location"]).content == stored
+        squall_link = job["download_url"].removeprefix("http://testserver")  # through Squall, metered
+        assert squall_link.startswith(f"/files/{job_id}/tiny.mp4?")
+        first = client.get(squall_link)  # a miss: read from the bucket into the delivery cache
+        storage.client.put_object(Bucket="squall", Key="s3/tiny.mp4", Body=b"changed behind Squall's back")
+        second = client.get(squall_link)  # a hit: the bucket is not read again
+        assert first.content == second.content == stored
+        assert 'filename="tiny.mp4"' in second.headers["content-disposition"]
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        (day,) = client.get(f"/usage/network?startDate={today}&endDate={today}", headers=headers).json()
+        assert (day["requests"], day["bytesDownloaded"], day["cacheHitRate"]) == (2, 2 * len(stored), 50)
         assert client.get("/usage", headers=headers).json()["storage_usage_bytes"] == len(stored)
         assert client.delete(f"/jobs/{job_id}/file", headers=headers).status_code == 200
         assert not storage.exists("s3/tiny.mp4")

@@ -1,42 +1,104 @@
-"""GET /files/{job_id}/{name}: the signed URL is the credential (no API key), so links can be
-handed to players and browsers. Range requests are answered by Starlette's FileResponse."""
+"""GET/HEAD /files/{job_id}/{name}: the signed URL is the credential (no API key), so links
+can be handed to players and browsers. Every request is metered for the job's key:
+requests, body bytes sent, and hits (answered without reading the storage backend: from
+the delivery cache in front of a remote bucket, or a 304)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse, RedirectResponse, Response
+import hashlib
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 
 from squall.clock import now_ms
+from squall.db import Database
+from squall.delivery.cache import DeliveryCache
+from squall.delivery.metered import Metered, file_response
 from squall.errors import NotFound, Unauthorized
 from squall.http import DatabaseDep, SettingsDep, StorageDep
 from squall.jobs.models import COMPLETED, Job
+from squall.metering import ledger
+from squall.metering.ledger import Usage
 from squall.storage.signing import verify
 
 router = APIRouter(tags=["delivery"])
 
 
-@router.get("/files/{job_id}/{name}", summary="Download a stored output (signed URL)")
+async def delivery_cache_dep(request: Request) -> DeliveryCache:
+    return request.app.state.delivery_cache  # type: ignore[no-any-return]
+
+
+CacheDep = Annotated[DeliveryCache, Depends(delivery_cache_dep)]
+
+
+@router.get(
+    "/files/{job_id}/{name}", summary="Download a stored output (signed URL)", operation_id="get_file"
+)
+@router.head("/files/{job_id}/{name}", summary="Headers of a stored output", operation_id="head_file")
 def get_file(
     job_id: str,
     name: str,
     expires: int,
     sig: str,
+    request: Request,
     db: DatabaseDep,
     settings: SettingsDep,
     storage: StorageDep,
+    cache: CacheDep,
 ) -> Response:
     if not verify(job_id, name, expires, sig, secret=settings.resolved_secret_key(), now_s=now_ms() // 1000):
         raise Unauthorized("This download link is invalid or has expired")
     with db.read() as session:
         job = session.get(Job, job_id)
         keys = job.stored_keys if job is not None and job.status == COMPLETED else []
+        key_id = job.key_id if job is not None else ""
     key = next((k for k in keys if k.rsplit("/", 1)[-1] == name), None)
     if key is None:
         raise NotFound("File not found")
-    path = storage.local_path(key)
-    if path is not None:
-        return FileResponse(path, filename=name)
-    direct = storage.presigned_url(key, name, max(60, expires - now_ms() // 1000))
-    if direct is None:
+    # Objects are never overwritten and a key belongs to one job: the pair names the bytes.
+    etag = '"' + hashlib.sha256(f"{job_id}/{key}".encode()).hexdigest()[:32] + '"'
+    headers = {"etag": etag, "cache-control": "private, max-age=86400"}
+    if _matches(request.headers.get("if-none-match"), etag):
+        _meter(db, key_id, job_id, sent=0, hit=True)
+        return Response(status_code=304, headers=headers)
+
+    path, hit, cleanup = storage.local_path(key), False, None
+    if path is None:  # a remote bucket: through the delivery cache
+        cached = cache.lookup(key)
+        if cached is not None:
+            path, hit = cached, True
+        else:
+            size = storage.size(key)
+            if size is None:
+                raise NotFound("File not found")
+            path, _ = cache.fill(key, size, lambda target: storage.fetch(key, target))
+            cleanup = None if path == cache.path_for(key) else path
+    elif not path.is_file():
         raise NotFound("File not found")
-    return RedirectResponse(direct, status_code=307)  # a remote bucket serves the bytes
+    inner = file_response(path, filename=name, headers=headers)
+    return Metered(inner, lambda sent: _meter(db, key_id, job_id, sent=sent, hit=hit), cleanup=cleanup)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+def _meter(db: Database, key_id: str, job_id: str, *, sent: int, hit: bool) -> None:
+    with db.write() as session:
+        ledger.record(
+            session,
+            key_id=key_id,
+            job_id=job_id,
+            at_ms=now_ms(),
+            events=[
+                Usage(ledger.DELIVERY_REQUESTS, 1),
+                *([Usage(ledger.DELIVERY_BYTES, sent)] if sent else []),
+                *([Usage(ledger.DELIVERY_HITS, 1)] if hit else []),
+            ],
+            dedupe_prefix=f"delivery:{uuid.uuid4().hex}",
+        )

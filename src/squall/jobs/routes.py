@@ -143,7 +143,7 @@ def cancel_job(job_id: str, key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
 @router.delete("/jobs/{job_id}/file", response_model=None, summary="Delete a job's stored output")
 def delete_file(job_id: str, key: CurrentKey, db: DatabaseDep, storage: StorageDep) -> dict[str, Any]:
     with db.write() as session:
-        deleted = service.clear_output(session, key.id, job_id)
+        deleted = service.clear_output(session, key.id, job_id, now=now_ms())
         for object_key in deleted:  # inside the transaction: if this fails, the job keeps its keys
             storage.delete(object_key)
     return {

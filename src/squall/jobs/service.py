@@ -6,20 +6,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import BigInteger, Row, cast, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from squall.clock import hour_of
+from squall.clock import DAY_MS, hour_of
 from squall.db.base import new_id, table_of
 from squall.errors import BadRequest, JobFailure, NotFound
 from squall.jobs import announce, queue
 from squall.jobs.models import COMPLETED, FAILED, PENDING, PROCESSING, WARNING, Job
 from squall.jobs.options import JobOptions
 from squall.jobs.queue import ClaimedJob, fenced
+from squall.keys.models import ApiKey
 from squall.keys.service import AuthenticatedKey
 from squall.metering import counters, ledger
 from squall.metering.ledger import Usage
 from squall.pipeline.spec import PipelineResult
+from squall.validation import validated
 
 CANCELLED_MESSAGE = "Job cancelled by user"
 STATUS_FILTERS = {"pending", "processing", "completed", "failed", "warning", "skipped"}
@@ -202,16 +204,53 @@ def has_ended(session: Session, job_id: str) -> bool:
     return status is not None and status not in (PENDING, PROCESSING)
 
 
-def clear_output(session: Session, key_id: str, job_id: str) -> list[str]:
-    """Forget a completed job's stored output; returns its object key for deletion.
-    Cumulative storage (``used_bytes``) is not reduced: it counts bytes ever stored."""
+def clear_output(session: Session, key_id: str, job_id: str, *, now: int) -> list[str]:
+    """Forget a completed job's stored objects; returns their keys for deletion. What is
+    stored (objects, bytes) goes down; cumulative storage (``used_bytes``) does not: it
+    counts bytes ever stored."""
     job = get_job(session, key_id, job_id)
     if job.status != COMPLETED or not job.output_key:
         raise BadRequest("Job has no file to delete")
     deleted = job.stored_keys
+    stored_bytes = job.stored_bytes if job.stored_bytes is not None else job.file_size or 0
     job.output_key = job.subtitle_key = job.thumbnail_key = None
     session.flush()
+    ledger.record(
+        session,
+        key_id=key_id,
+        job_id=job.id,
+        at_ms=now,
+        events=[Usage(ledger.STORED_OBJECTS, -len(deleted)), Usage(ledger.STORED_BYTES, -stored_bytes)],
+        dedupe_prefix=f"{job.id}:deleted",
+    )
     return deleted
+
+
+def past_retention(session: Session, *, now: int, limit: int = 100) -> list[tuple[str, str]]:
+    """(key id, job id) of completed jobs whose outputs their key's retention has run out on."""
+    rows = session.execute(
+        select(Job.key_id, Job.id)
+        .join(ApiKey, ApiKey.id == Job.key_id)
+        .where(
+            ApiKey.retention_days.is_not(None),
+            Job.status == COMPLETED,
+            Job.output_key.is_not(None),
+            # BIGINT throughout: days in ms overflow PostgreSQL's INTEGER.
+            Job.finished_at < literal(now, BigInteger) - cast(ApiKey.retention_days, BigInteger) * DAY_MS,
+        )
+        .limit(limit)
+    )
+    return [(key_id, job_id) for key_id, job_id in rows]
+
+
+def _transcoding(done: PipelineResult, priority: int) -> list[Usage]:
+    """Output minutes (kept in ms) by quality bucket and by priority; audio has no quality."""
+    ms = round((done.duration_seconds or 0) * 1000)
+    if ms <= 0:
+        return []
+    bucket = ledger.quality_bucket(done.width, done.height)
+    by_quality = [Usage(ledger.TRANSCODE_MS_BY_QUALITY, ms, bucket)] if bucket else []
+    return [*by_quality, Usage(ledger.TRANSCODE_MS_BY_PRIORITY, ms, str(priority))]
 
 
 def complete_job(
@@ -237,6 +276,7 @@ def complete_job(
             subtitle_key=done.subtitle_key,
             thumbnail_key=done.thumbnail_key,
             file_size=done.file_size,
+            stored_bytes=done.stored_bytes,
             downloaded_bytes=done.downloaded_bytes,
             duration_seconds=done.duration_seconds,
             width=done.width,
@@ -264,6 +304,9 @@ def complete_job(
             Usage(ledger.BYTES_DOWNLOADED, done.downloaded_bytes),
             Usage(ledger.PROCESSING_MS, max(0, now - (started or now)), hour_of(now)),
             Usage(ledger.TIMED_JOBS, 1, hour_of(now)),
+            Usage(ledger.STORED_OBJECTS, len(done.stored_keys)),
+            Usage(ledger.STORED_BYTES, done.stored_bytes),
+            *_transcoding(done, claimed.priority),
         ],
         dedupe_prefix=claimed.id,
     )
@@ -364,7 +407,9 @@ def retry_job(session: Session, key: AuthenticatedKey, job_id: str, *, now: int,
     original = get_job(session, key.id, job_id)
     if original.status not in (FAILED, WARNING):
         raise BadRequest("Only failed jobs can be retried")
-    options = JobOptions.model_validate({"url": original.url, **original.options})
+    options = validated(
+        JobOptions, {"url": original.url, **original.options}, where="The original job's options"
+    )
     return create_job(session, key, options, now=now, admission=admission, retry_of=original.id)
 
 

@@ -31,15 +31,15 @@ def sanitize_error(message: str | None) -> str | None:
     return message
 
 
-def object_link(job_id: str, key: str, storage: Storage, *, public_url: str, secret: str, now_s: int) -> str:
-    """The backend's own presigned link (S3), else Squall's signed /files link; 24 h."""
-    name = key.rsplit("/", 1)[-1]
-    direct = storage.presigned_url(key, name, SIGNED_URL_SECONDS)
-    return direct or signed_url(public_url, job_id, name, secret=secret, now_s=now_s)
+def object_link(job_id: str, key: str, *, public_url: str, secret: str, now_s: int) -> str:
+    """Squall's signed /files link to a stored object (24 h): delivery through it is metered."""
+    return signed_url(public_url, job_id, key.rsplit("/", 1)[-1], secret=secret, now_s=now_s)
 
 
 def job_links(job: Job, storage: Storage, *, public_url: str, secret: str, now_s: int) -> dict[str, str]:
-    """Links to a completed job's objects. Keys: download_url, subtitle_url, thumbnail_url."""
+    """Links to a completed job's objects: ``download_url``, ``subtitle_url`` and
+    ``thumbnail_url`` through Squall; ``s3_url`` straight from the bucket where the backend
+    can presign one (unmetered by Squall), else the same as ``download_url``."""
     if job.status != COMPLETED:
         return {}
     links = {}
@@ -49,9 +49,10 @@ def job_links(job: Job, storage: Storage, *, public_url: str, secret: str, now_s
         ("thumbnail_url", job.thumbnail_key),
     ):
         if key:
-            links[field] = object_link(
-                job.id, key, storage, public_url=public_url, secret=secret, now_s=now_s
-            )
+            links[field] = object_link(job.id, key, public_url=public_url, secret=secret, now_s=now_s)
+    if job.output_key:
+        direct = storage.presigned_url(job.output_key, job.output_key.rsplit("/", 1)[-1], SIGNED_URL_SECONDS)
+        links["s3_url"] = direct or links["download_url"]
     return links
 
 
@@ -84,7 +85,7 @@ def job_detail(job: Job, *, links: dict[str, str], webhook: dict[str, Any] | Non
     options = job.options
     body.update(
         {
-            "s3_url": links.get("download_url"),
+            "s3_url": links.get("s3_url"),
             "download_url": links.get("download_url"),
             "subtitle_url": links.get("subtitle_url"),
             "subtitle_key": job.subtitle_key,

@@ -20,6 +20,7 @@ class ApiKey(Base):
     max_duration_seconds: Mapped[int | None] = mapped_column(Integer)
     max_filesize_bytes: Mapped[int | None] = mapped_column(BigInteger)
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
+    retention_days: Mapped[int | None] = mapped_column(Integer)  # outputs deleted after this
     # Standard Webhooks signing secrets (``whsec_…``); after a rotation the previous one
     # signs too, until ``previous_webhook_secret_until``, so receivers can switch over.
     webhook_secret: Mapped[str | None] = mapped_column(String(100))

@@ -31,6 +31,7 @@ class KeyLimits:
     max_resolution: int | None = None
     max_duration_seconds: int | None = None
     max_filesize_bytes: int | None = None
+    retention_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ def create_key(
         ("Storage limit", limits.storage_limit_bytes),
         ("Max duration", limits.max_duration_seconds),
         ("Max file size", limits.max_filesize_bytes),
+        ("Retention", limits.retention_days),
     ):
         if value is not None and value <= 0:
             raise BadRequest(f"{label} must be greater than zero")
@@ -100,6 +102,7 @@ def create_key(
         max_resolution=limits.max_resolution,
         max_duration_seconds=limits.max_duration_seconds,
         max_filesize_bytes=limits.max_filesize_bytes,
+        retention_days=limits.retention_days,
         stripe_subscription_id=stripe_subscription_id,
         webhook_secret=new_webhook_secret(),
         created_at=now_ms(),

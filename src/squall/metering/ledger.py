@@ -25,6 +25,27 @@ BYTES_DOWNLOADED = "source.downloaded_bytes"
 # rows however many jobs ran: processing time of completed jobs, and how many there were.
 PROCESSING_MS = "jobs.processing_ms"
 TIMED_JOBS = "jobs.timed"
+# What is stored now, as deltas: + on upload, - on delete (media, subtitles, thumbnails).
+STORED_OBJECTS = "storage.objects"
+STORED_BYTES = "storage.stored_bytes"
+# Output media duration of completed jobs, split by output quality and by job priority.
+TRANSCODE_MS_BY_QUALITY = "transcoding.ms_by_quality"
+TRANSCODE_MS_BY_PRIORITY = "transcoding.ms_by_priority"
+# Squall's own delivery endpoint (/files/...): requests, bytes sent, requests answered
+# without reading the storage backend.
+DELIVERY_REQUESTS = "delivery.requests"
+DELIVERY_BYTES = "delivery.bytes_sent"
+DELIVERY_HITS = "delivery.cache_hits"
+
+QUALITIES = (144, 240, 360, 480, 720, 1080, 1440, 2160)
+
+
+def quality_bucket(width: int | None, height: int | None) -> str | None:
+    """The nearest standard quality to the output's shorter side ("720p"); None for audio."""
+    if not width or not height:
+        return None
+    short = min(width, height)
+    return f"{min(QUALITIES, key=lambda q: (abs(q - short), -q))}p"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -11,7 +11,7 @@ from squall.http import DatabaseDep
 from squall.jobs import service as jobs
 from squall.jobs.views import job_page
 from squall.keys.auth import CurrentKey
-from squall.metering import service
+from squall.metering import ranges, service
 
 router = APIRouter(tags=["usage"])
 
@@ -45,3 +45,36 @@ def dashboard_jobs(
     with db.read() as session:
         rows, _, matching = jobs.list_jobs(session, key.id, status=status, limit=limit, offset=offset)
         return job_page(rows, total=matching, limit=limit, offset=offset)  # total matches the filter
+
+
+StartDate = Annotated[str | None, Query(alias="startDate", description="First day, ISO 8601 (inclusive).")]
+EndDate = Annotated[str | None, Query(alias="endDate", description="Last day, ISO 8601 (inclusive).")]
+
+
+@router.get("/usage/network", response_model=None, summary="Delivery traffic per day (Fastevo MP2)")
+def usage_network(
+    key: CurrentKey, db: DatabaseDep, start: StartDate = None, end: EndDate = None
+) -> list[dict[str, Any]]:
+    first, last = ranges.parse_period(start, end)
+    with db.read() as session:
+        return ranges.network(session, key.id, first, last)
+
+
+@router.get("/usage/storage", response_model=None, summary="Objects and bytes stored at the end of each day")
+def usage_storage(
+    key: CurrentKey, db: DatabaseDep, start: StartDate = None, end: EndDate = None
+) -> list[dict[str, Any]]:
+    first, last = ranges.parse_period(start, end)
+    with db.read() as session:
+        return ranges.storage(session, key.id, first, last)
+
+
+@router.get(
+    "/usage/transcoding", response_model=None, summary="Output minutes per day by quality and priority"
+)
+def usage_transcoding(
+    key: CurrentKey, db: DatabaseDep, start: StartDate = None, end: EndDate = None
+) -> list[dict[str, Any]]:
+    first, last = ranges.parse_period(start, end)
+    with db.read() as session:
+        return ranges.transcoding(session, key.id, first, last)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -26,4 +27,12 @@ class Storage(Protocol):
 
     def presigned_url(self, key: str, filename: str, expires_seconds: int) -> str | None:
         """A direct download link from the backend itself, or None (then Squall serves it)."""
+        ...
+
+    def fetch(self, key: str, target: Path) -> None:
+        """Copy the object to ``target`` on this machine (the delivery cache fills this way)."""
+        ...
+
+    def listing(self) -> Iterator[tuple[str, int]]:
+        """Every object as (key, size): what reconciliation compares with the books."""
         ...

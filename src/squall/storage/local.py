@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from squall.errors import StorageError
@@ -59,3 +60,11 @@ class LocalStorage:
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)
         return path if path.is_file() else None
+
+    def fetch(self, key: str, target: Path) -> None:
+        shutil.copyfile(self._path(key), target)
+
+    def listing(self) -> Iterator[tuple[str, int]]:
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file() and not path.name.endswith(".part"):
+                yield path.relative_to(self.root).as_posix(), path.stat().st_size

@@ -7,6 +7,7 @@ preceded by an existence check. Every upload carries a CRC32 checksum the server
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,17 @@ class S3Storage:
                 ExpiresIn=expires_seconds,
             )
         )
+
+    def fetch(self, key: str, target: Path) -> None:
+        try:
+            self.client.download_file(self.bucket, key, str(target), Config=self.transfer)
+        except (ClientError, BotoCoreError, Boto3Error) as exc:
+            raise StorageError(f"S3 download of {key} failed: {exc}") from None
+
+    def listing(self) -> Iterator[tuple[str, int]]:
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+                for item in page.get("Contents", []):
+                    yield item["Key"], int(item["Size"])
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"S3 listing of {self.bucket} failed: {exc}") from None

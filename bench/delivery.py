@@ -1,0 +1,251 @@
+"""Delivery throughput: full-file and Range downloads of a 100 MB stored file from Squall's
+``/files/...`` (signed, metered, answered from the delivery cache in front of an S3 bucket),
+against nginx serving the same bytes from disk in the same run.
+
+    python -m bench.delivery [--size-mb 100] [--downloads 12] [--clients 2] [--ranges 1000]
+
+nginx is the baseline: install it first with ``apt-get install nginx-light`` (or nginx).
+Squall is ``squall serve --workers 0 --api-processes 2`` on SQLite with
+``SQUALL_STORAGE=s3`` against ``moto_server`` on loopback; nginx runs 2 worker processes
+with sendfile. The object is a completed job's output, put in the bucket; one unmeasured
+GET fills Squall's delivery cache, so every measured request is a cache hit (the case the
+target is set for), and each one is still metered (a ledger write per request).
+
+Full downloads: ``--clients`` threads with a keep-alive client each, ``--downloads`` in
+all, bodies read and discarded; MB/s = bytes / wall time. Range requests: ``--ranges``
+sequential GETs of 256 KB at random offsets; p50/p99 latency. Last line:
+``RESULT delivery squall_mb_s=… nginx_mb_s=… range_p99_ms=… ratio=<squall / nginx>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from bench._common import BenchEnv, _stop, _wait_ready, bench_env, free_port, percentile, run_main, squall_cli
+from squall.clock import now_ms
+from squall.db import Database
+from squall.db.base import new_id
+from squall.jobs.models import Job
+from squall.storage.s3 import S3Storage
+from squall.storage.signing import signed_url
+
+BUCKET = "squall-bench"
+RANGE_BYTES = 256 * 1024
+MB = 1024 * 1024
+
+
+def find_nginx() -> str:
+    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise SystemExit("nginx is the baseline of this benchmark: apt-get install nginx-light (or nginx)")
+
+
+@contextmanager
+def nginx(root: Path) -> Iterator[str]:
+    port = free_port()
+    conf = root.parent / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 2; daemon off; pid {root.parent}/nginx.pid; error_log {root.parent}/nginx.err;
+events {{ worker_connections 256; }}
+http {{
+  access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
+  client_body_temp_path {root.parent}/nginx-tmp; proxy_temp_path {root.parent}/nginx-tmp;
+  fastcgi_temp_path {root.parent}/nginx-tmp; uwsgi_temp_path {root.parent}/nginx-tmp; scgi_temp_path {root.parent}/nginx-tmp;
+  server {{ listen 127.0.0.1:{port}; root {root}; }}
+}}
+""")
+    for path in (root.parent, root):
+        path.chmod(0o755)  # nginx's workers drop root for nobody
+    proc = subprocess.Popen([find_nginx(), "-c", str(conf), "-e", str(root.parent / "nginx.err")],
+                            start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(base + "/", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("nginx did not start") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def moto() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(base, timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def squall_s3_server(env: BenchEnv, s3: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    log_path = env.data_dir / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "squall", "serve", "--workers", "0", "--api-processes", "2",
+             "--host", "127.0.0.1", "--port", str(port)],
+            env=env.environ(**s3), cwd=env.data_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(proc, base, 60, log_path)
+        yield base
+    finally:
+        _stop(proc)
+
+
+def stored_job(env: BenchEnv, storage: S3Storage, source: Path) -> str:
+    """A completed job whose output is ``source``, put in the bucket; returns its id."""
+    created = json.loads(squall_cli(env, "keys", "create", "--name", "bench", "--json"))
+    storage.put(source, "bench/movie.mp4", overwrite=True)
+    job_id, now = new_id(), now_ms()
+    db = Database(env.database_url)
+    with db.write() as session:
+        session.add(Job(id=job_id, key_id=created["id"], url="http://example.com/movie.mp4", options={},
+                        priority=5, status="Completed", step="Finished", attempt=1, max_attempts=1,
+                        run_after=now, reserved_bytes=0, created_at=now, finished_at=now,
+                        output_key="bench/movie.mp4", file_size=source.stat().st_size,
+                        stored_bytes=source.stat().st_size))  # fmt: skip
+    db.dispose()
+    return job_id
+
+
+def full_downloads(url: str, downloads: int, clients: int) -> float:
+    """MB/s over ``downloads`` whole-file GETs by ``clients`` threads."""
+    counts = [downloads // clients + (i < downloads % clients) for i in range(clients)]
+    received = [0] * clients
+
+    def run(i: int) -> None:
+        with httpx.Client(timeout=120) as client:
+            for _ in range(counts[i]):
+                with client.stream("GET", url) as response:
+                    response.raise_for_status()
+                    for chunk in response.iter_raw(1024 * 1024):
+                        received[i] += len(chunk)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(received) / MB / (time.perf_counter() - started)
+
+
+def range_latencies(url: str, size: int, count: int, rng: random.Random) -> list[float]:
+    samples = []
+    with httpx.Client(timeout=30) as client:
+        for _ in range(count):
+            start = rng.randrange(0, size - RANGE_BYTES)
+            began = time.perf_counter()
+            response = client.get(url, headers={"Range": f"bytes={start}-{start + RANGE_BYTES - 1}"})
+            samples.append((time.perf_counter() - began) * 1000)
+            if response.status_code != 206 or len(response.content) != RANGE_BYTES:
+                raise RuntimeError(
+                    f"range request answered {response.status_code}, {len(response.content)} bytes"
+                )
+    return sorted(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size-mb", type=int, default=100)
+    parser.add_argument("--downloads", type=int, default=12)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--ranges", type=int, default=1000)
+    args = parser.parse_args()
+    find_nginx()
+    scratch = Path(tempfile.mkdtemp(prefix="squall-delivery-"))
+    try:
+        root = scratch / "www"
+        root.mkdir()
+        source = root / "movie.mp4"
+        with source.open("wb") as out:
+            for _ in range(args.size_mb):
+                out.write(os.urandom(MB))
+        source.chmod(0o644)
+        size = source.stat().st_size
+        with moto() as endpoint, bench_env("sqlite") as env:
+            s3 = {"SQUALL_STORAGE": "s3", "SQUALL_S3_BUCKET": BUCKET, "SQUALL_S3_ENDPOINT_URL": endpoint,
+                  "SQUALL_S3_REGION": "us-east-1", "SQUALL_S3_ACCESS_KEY_ID": "bench",
+                  "SQUALL_S3_SECRET_ACCESS_KEY": "bench", "SQUALL_S3_ADDRESSING_STYLE": "path",
+                  "SQUALL_DELIVERY_CACHE_MB": str(4 * args.size_mb)}  # fmt: skip
+            storage = S3Storage(bucket=BUCKET, endpoint_url=endpoint, region="us-east-1", access_key_id="bench",
+                                secret_access_key="bench", addressing_style="path")  # fmt: skip
+            storage.client.create_bucket(Bucket=BUCKET)
+            squall_cli(env, "db", "upgrade")
+            job_id = stored_job(env, storage, source)
+            link = signed_url("", job_id, "movie.mp4", secret=env.secret_key, now_s=int(time.time()))
+            with squall_s3_server(env, s3) as base, nginx(root) as nginx_base:
+                squall_url, nginx_url = base + link, nginx_base + "/movie.mp4"
+                warm = httpx.get(squall_url, timeout=120)  # fills the delivery cache: the one miss
+                if warm.content != source.read_bytes():
+                    raise RuntimeError("Squall served different bytes")
+                full_downloads(nginx_url, 2, 1)  # page cache warm for both
+                results = {}
+                for name, url in (("nginx", nginx_url), ("squall", squall_url), ("nginx", nginx_url),
+                                  ("squall", squall_url)):  # fmt: skip
+                    results.setdefault(name, []).append(full_downloads(url, args.downloads, args.clients))
+                rng = random.Random(1)
+                ranges = {name: range_latencies(url, size, args.ranges, rng)
+                          for name, url in (("squall", squall_url), ("nginx", nginx_url))}  # fmt: skip
+                day = time.strftime("%Y-%m-%d", time.gmtime())
+                key = json.loads(squall_cli(env, "keys", "list", "--json"))[0]
+                print(
+                    f"metered by Squall today for key {key['id']}: see /usage/network?startDate={day}&endDate={day}"
+                )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    squall_mb_s, nginx_mb_s = max(results["squall"]), max(results["nginx"])
+    print(
+        f"full downloads of {args.size_mb} MB, {args.clients} clients, best of 2 rounds of {args.downloads}:"
+    )
+    print(f"  squall {squall_mb_s:8.1f} MB/s   (rounds: {', '.join(f'{v:.1f}' for v in results['squall'])})")
+    print(f"  nginx  {nginx_mb_s:8.1f} MB/s   (rounds: {', '.join(f'{v:.1f}' for v in results['nginx'])})")
+    for name, samples in ranges.items():
+        print(
+            f"  {name:6} 256 KB ranges: p50 {percentile(samples, 50):.2f} ms, p99 {percentile(samples, 99):.2f} ms"
+        )
+    print(f"RESULT delivery squall_mb_s={squall_mb_s:.1f} nginx_mb_s={nginx_mb_s:.1f} "
+          f"range_p99_ms={percentile(ranges['squall'], 99):.2f} ratio={squall_mb_s / nginx_mb_s:.3f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
