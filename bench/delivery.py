@@ -39,7 +39,7 @@ from bench._common import BenchEnv, _stop, _wait_ready, bench_env, free_port, pe
 from squall.clock import now_ms
 from squall.db import Database
 from squall.db.base import new_id
-from squall.jobs.models import Job
+from squall.db.models import Job  # every model, so the foreign keys resolve
 from squall.storage.s3 import S3Storage
 from squall.storage.signing import signed_url
 
@@ -128,8 +128,8 @@ def squall_s3_server(env: BenchEnv, s3: dict[str, str]) -> Iterator[str]:
         _stop(proc)
 
 
-def stored_job(env: BenchEnv, storage: S3Storage, source: Path) -> str:
-    """A completed job whose output is ``source``, put in the bucket; returns its id."""
+def stored_job(env: BenchEnv, storage: S3Storage, source: Path) -> tuple[str, str]:
+    """A completed job whose output is ``source``, put in the bucket: (job id, API key)."""
     created = json.loads(squall_cli(env, "keys", "create", "--name", "bench", "--json"))
     storage.put(source, "bench/movie.mp4", overwrite=True)
     job_id, now = new_id(), now_ms()
@@ -141,7 +141,7 @@ def stored_job(env: BenchEnv, storage: S3Storage, source: Path) -> str:
                         output_key="bench/movie.mp4", file_size=source.stat().st_size,
                         stored_bytes=source.stat().st_size))  # fmt: skip
     db.dispose()
-    return job_id
+    return job_id, created["api_key"]
 
 
 def full_downloads(url: str, downloads: int, clients: int) -> float:
@@ -210,7 +210,7 @@ def main() -> int:
                                 secret_access_key="bench", addressing_style="path")  # fmt: skip
             storage.client.create_bucket(Bucket=BUCKET)
             squall_cli(env, "db", "upgrade")
-            job_id = stored_job(env, storage, source)
+            job_id, api_key = stored_job(env, storage, source)
             link = signed_url("", job_id, "movie.mp4", secret=env.secret_key, now_s=int(time.time()))
             with squall_s3_server(env, s3) as base, nginx(root) as nginx_base:
                 squall_url, nginx_url = base + link, nginx_base + "/movie.mp4"
@@ -226,10 +226,10 @@ def main() -> int:
                 ranges = {name: range_latencies(url, size, args.ranges, rng)
                           for name, url in (("squall", squall_url), ("nginx", nginx_url))}  # fmt: skip
                 day = time.strftime("%Y-%m-%d", time.gmtime())
-                key = json.loads(squall_cli(env, "keys", "list", "--json"))[0]
-                print(
-                    f"metered by Squall today for key {key['id']}: see /usage/network?startDate={day}&endDate={day}"
-                )
+                (metered,) = httpx.get(f"{base}/usage/network", params={"startDate": day, "endDate": day},
+                                       headers={"x-api-key": api_key}).json()  # fmt: skip
+                print(f"metered by Squall: {metered['requests']} requests, {metered['bytesDownloaded'] / MB:,.0f} MB, "
+                      f"cache hit rate {metered['cacheHitRate']}%")  # fmt: skip
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     squall_mb_s, nginx_mb_s = max(results["squall"]), max(results["nginx"])

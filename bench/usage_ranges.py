@@ -27,14 +27,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import psycopg
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.engine import make_url
 
 from bench._common import DATABASES, bench_env, percentile, run_main, squall_cli, squall_server
 from bench.usage_reads import EVENT_COLUMNS, _conninfo, _copy, _insert_sql, prefetched, time_ordered_ids
 from squall.db import Database
 from squall.metering import ledger
-from squall.metering.models import DailyRollup
+from squall.metering.models import DailyRollup, KeyCounters
 
 DAY_MS = 86_400_000
 HISTORY_DAYS = 730
@@ -105,6 +105,10 @@ def seed(db: Database, key_id: str, count: int, now: int) -> None:
             {"key_id": key_id, "day": date.fromisoformat(day), "metric": metric, "dimension": dimension, "quantity": q}
             for (day, metric, dimension), q in rollups.items()
         ])  # fmt: skip
+        totals = {metric: sum(q for (_, m, _), q in rollups.items() if m == metric)
+                  for metric in (ledger.STORED_OBJECTS, ledger.STORED_BYTES)}  # fmt: skip
+        session.execute(update(KeyCounters).where(KeyCounters.key_id == key_id).values(
+            stored_objects=totals[ledger.STORED_OBJECTS], stored_bytes=totals[ledger.STORED_BYTES]))  # fmt: skip
     print(f"seeded {count:,} usage events over {HISTORY_DAYS} days ({len(rollups):,} rollup rows)")
 
 

@@ -215,6 +215,7 @@ def clear_output(session: Session, key_id: str, job_id: str, *, now: int) -> lis
     stored_bytes = job.stored_bytes if job.stored_bytes is not None else job.file_size or 0
     job.output_key = job.subtitle_key = job.thumbnail_key = None
     session.flush()
+    counters.unstore(session, key_id, objects=len(deleted), stored_bytes=stored_bytes)
     ledger.record(
         session,
         key_id=key_id,
@@ -292,6 +293,7 @@ def complete_job(
         to_status=COMPLETED,
         release_bytes=reserved,
         used_bytes=done.stored_bytes,
+        stored_objects=len(done.stored_keys),
     )
     ledger.record(
         session,

@@ -88,9 +88,10 @@ def move_job(
     to_status: str,
     release_bytes: int = 0,
     used_bytes: int = 0,
+    stored_objects: int = 0,
 ) -> None:
     """Move one job between status counters, releasing its reservation and adding the bytes
-    it stored, in one statement."""
+    and objects it stored, in one statement."""
     values: dict[Any, Any] = {}
     source, target = STATUS_COLUMN[from_status], STATUS_COLUMN[to_status]
     if source is not target:
@@ -100,9 +101,21 @@ def move_job(
         values["reserved_bytes"] = C.reserved_bytes - release_bytes
     if used_bytes:
         values["used_bytes"] = C.used_bytes + used_bytes
+        values["stored_bytes"] = C.stored_bytes + used_bytes
+    if stored_objects:
+        values["stored_objects"] = C.stored_objects + stored_objects
     if values:
         session.execute(update(C).where(C.key_id == key_id).values(values))
 
 
 def get_counters(session: Session, key_id: str) -> KeyCounters:
     return session.execute(select(C).where(C.key_id == key_id)).scalar_one()
+
+
+def unstore(session: Session, key_id: str, *, objects: int, stored_bytes: int) -> None:
+    """Objects deleted: what is stored goes down; ``used_bytes`` (ever stored) does not."""
+    session.execute(
+        update(C)
+        .where(C.key_id == key_id)
+        .values(stored_objects=C.stored_objects - objects, stored_bytes=C.stored_bytes - stored_bytes)
+    )

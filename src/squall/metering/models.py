@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, ForeignKey, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from squall.db.base import Base, new_id
@@ -40,6 +40,9 @@ class KeyCounters(Base):
     jobs_processing: Mapped[int] = mapped_column(BigInteger, default=0)
     jobs_completed: Mapped[int] = mapped_column(BigInteger, default=0)
     jobs_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What is stored now (deletes lower it): the end of today in /usage/storage.
+    stored_objects: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class DailyRollup(Base):
@@ -52,3 +55,9 @@ class DailyRollup(Base):
     metric: Mapped[str] = mapped_column(String(64), primary_key=True)
     dimension: Mapped[str] = mapped_column(String(32), primary_key=True, default="")
     quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    # A metric's days without the others' (the date-range endpoints read a few metrics of
+    # many days); it holds every column those reads need, so they never touch the table.
+    __table_args__ = (
+        Index("ix_daily_rollups_key_metric_day", "key_id", "metric", "day", "dimension", "quantity"),
+    )

@@ -20,6 +20,8 @@ LEDGER_COUNTERS = {
     "used_bytes": ledger.BYTES_UPLOADED,
     "jobs_completed": ledger.JOBS_COMPLETED,
     "jobs_failed": ledger.JOBS_FAILED,
+    "stored_objects": ledger.STORED_OBJECTS,
+    "stored_bytes": ledger.STORED_BYTES,
 }
 
 
