@@ -179,3 +179,30 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def wait_http(proc: subprocess.Popen[bytes], url: str, timeout: float, what: str) -> None:
+    """Until ``url`` answers at all (any status)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer within {timeout:g} s")
+
+
+@contextmanager
+def background(command: list[str], url: str, what: str, log_path: Path) -> Iterator[int]:
+    """A helper server in its own process group, stopped afterwards; yields its pid."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_http(proc, url, 30.0, what)
+        print(f"{what}: pid {proc.pid} at {url}")
+        yield proc.pid
+    finally:
+        _stop(proc)

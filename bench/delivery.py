@@ -35,7 +35,17 @@ from pathlib import Path
 
 import httpx
 
-from bench._common import BenchEnv, _stop, _wait_ready, bench_env, free_port, percentile, run_main, squall_cli
+from bench._common import (
+    BenchEnv,
+    _stop,
+    _wait_ready,
+    background,
+    bench_env,
+    free_port,
+    percentile,
+    run_main,
+    squall_cli,
+)
 from squall.clock import now_ms
 from squall.db import Database
 from squall.db.base import new_id
@@ -71,43 +81,19 @@ http {{
 """)
     for path in (root.parent, root):
         path.chmod(0o755)  # nginx's workers drop root for nobody
-    proc = subprocess.Popen([find_nginx(), "-c", str(conf), "-e", str(root.parent / "nginx.err")],
-                            start_new_session=True)  # fmt: skip
+    command = [find_nginx(), "-c", str(conf), "-e", str(root.parent / "nginx.err")]
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.get(base + "/", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("nginx did not start") from None
-                time.sleep(0.1)
+    with background(command, base + "/", "nginx", root.parent / "nginx.log"):
         yield base
-    finally:
-        _stop(proc)
 
 
 @contextmanager
 def moto() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(base, timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.2)
+    with background(command, base, "moto_server", Path(tempfile.gettempdir()) / f"moto-{port}.log"):
         yield base
-    finally:
-        _stop(proc)
 
 
 @contextmanager

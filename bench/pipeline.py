@@ -51,7 +51,7 @@ import httpx
 import yt_dlp
 from botocore.config import Config
 
-from bench._common import BenchEnv, _stop, _wait_ready, bench_env, free_port, run_main, squall_cli
+from bench._common import BenchEnv, _stop, _wait_ready, background, bench_env, free_port, run_main, squall_cli
 from squall.pipeline.binaries import ffmpeg_path
 
 SOURCE_NAME = "source.mp4"
@@ -65,33 +65,6 @@ MB_FLOAT = 1024 * 1024
 
 
 # --- processes ------------------------------------------------------------------------------
-
-
-def _wait_http(proc: subprocess.Popen[bytes], url: str, timeout: float, what: str) -> None:
-    """Until ``url`` answers at all (any status)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer within {timeout:g} s")
-
-
-@contextmanager
-def background(command: list[str], url: str, what: str, log_path: Path) -> Iterator[int]:
-    """A helper server in its own process group, stopped afterwards; yields its pid."""
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_http(proc, url, 30.0, what)
-        print(f"{what}: pid {proc.pid} at {url}")
-        yield proc.pid
-    finally:
-        _stop(proc)
 
 
 @contextmanager

@@ -30,16 +30,28 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench._common import DATABASES, BenchEnv, _stop, bench_env, free_port, percentile, run_main, squall_cli
+from bench._common import (
+    DATABASES,
+    BenchEnv,
+    _stop,
+    background,
+    bench_env,
+    free_port,
+    percentile,
+    run_main,
+    squall_cli,
+)
 from squall.clock import now_ms
 from squall.db import Database
 from squall.jobs import queue
@@ -93,22 +105,13 @@ def serve_receiver(port: int) -> None:
 @contextmanager
 def receiver_process() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.webhooks", "--serve-receiver", str(port)],
-                            start_new_session=True)  # fmt: skip
+    command = [sys.executable, "-m", "bench.webhooks", "--serve-receiver", str(port)]
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/arrivals", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the receiver did not start") from None
-                time.sleep(0.1)
+    with (
+        tempfile.TemporaryDirectory() as logs,
+        background(command, f"{base}/arrivals", "receiver", Path(logs) / "r.log"),
+    ):
         yield base
-    finally:
-        _stop(proc)
 
 
 def arrivals(base: str, *, reset: bool = False) -> list[tuple[str, float]]:
