@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from squall import __version__
 from squall.batches.routes import router as batches_router
+from squall.billing.periods import Periods
+from squall.billing.routes import router as billing_router
 from squall.db import Database
 from squall.delivery.cache import DeliveryCache
 from squall.delivery.routes import router as delivery_router
@@ -63,6 +65,7 @@ def create_app(
     app.state.db = db or Database(settings.resolved_database_url)
     app.state.storage = storage or make_storage(settings)
     app.state.key_cache = KeyCache(settings.auth_cache_seconds)
+    app.state.billing = Periods(app.state.db, settings)
     app.state.delivery_cache = DeliveryCache(settings.delivery_cache_dir, settings.delivery_cache_mb * MB)
     settings.resolved_secret_key()  # create it now, not inside the first request
 
@@ -100,6 +103,7 @@ def create_app(
 
     app.include_router(jobs_router, responses=ERROR_RESPONSES)
     app.include_router(batches_router, responses=ERROR_RESPONSES)
+    app.include_router(billing_router, responses=ERROR_RESPONSES)
     app.include_router(metering_router, responses=ERROR_RESPONSES)
     app.include_router(delivery_router, responses=ERROR_RESPONSES)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]

@@ -27,6 +27,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(usage_app, name="usage")
 storage_app = typer.Typer(help="Stored objects.", no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
+billing_app = typer.Typer(help="Stripe billing.", no_args_is_help=True)
+app.add_typer(billing_app, name="billing")
 
 
 def _show_version(value: bool) -> None:
@@ -222,6 +224,33 @@ def keys_revoke(key_id: str) -> None:
     typer.echo(f"revoked {key_id}")
 
 
+@keys_app.command("update")
+def keys_update(
+    key_id: str,
+    stripe_subscription: Annotated[
+        str,
+        typer.Option(
+            help="Link the key to this Stripe subscription (sub_...); unlimited keys become stripe keys."
+        ),
+    ],
+) -> None:
+    """Change a key's Stripe subscription (its cached billing period is fetched anew)."""
+    from squall.billing.models import BillingPeriod
+    from squall.bootstrap import open_database
+    from squall.errors import SquallError
+    from squall.keys.service import link_subscription
+
+    try:
+        with open_database(get_settings()).write() as session:
+            link_subscription(session, key_id, stripe_subscription)
+            period = session.get(BillingPeriod, key_id)
+            if period is not None:
+                session.delete(period)
+    except SquallError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(f"key {key_id} is billed through {stripe_subscription}")
+
+
 @keys_app.command("rotate-webhook-secret")
 def keys_rotate_webhook_secret(
     key_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
@@ -271,6 +300,30 @@ def storage_reconcile(
         result = reconcile(session, make_storage(settings).listing())
     typer.echo(json.dumps(result.as_dict()) if as_json else result.as_text())
     raise typer.Exit(1 if result.drift else 0)
+
+
+@billing_app.command("reconcile")
+def billing_reconcile(
+    period: Annotated[str, typer.Option(help="current or previous billing period.")] = "current",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Compare what Stripe's meter holds with the ledger for each stripe key; exit 1 on drift."""
+    from squall.billing.reconcile import as_json as balances_json
+    from squall.billing.reconcile import as_text, reconcile
+    from squall.billing.stripe_api import BillingUnavailable, StripeApi
+    from squall.bootstrap import open_database
+
+    settings = get_settings()
+    if period not in ("current", "previous"):
+        raise _fail("--period must be current or previous")
+    if not settings.stripe_api_key:
+        raise _fail("SQUALL_STRIPE_API_KEY is not set")
+    try:
+        balances = reconcile(open_database(settings), StripeApi(settings), period)
+    except BillingUnavailable as exc:
+        raise _fail(exc.message) from None
+    typer.echo(json.dumps(balances_json(balances)) if as_json else as_text(balances))
+    raise typer.Exit(1 if any(b.drift for b in balances) else 0)
 
 
 def main() -> None:

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     # Delivery (/files/...): the on-disk cache of objects read from a remote (S3) backend.
     delivery_cache_mb: int = Field(default=1024, ge=0)
 
+    # Stripe billing (stripe keys): the API, its webhook signing secret, and the meter's event.
+    stripe_api_key: str = ""
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_webhook_secret: str = ""
+    stripe_meter_event_name: str = "squall_storage_bytes"
+    stripe_timeout_seconds: float = Field(default=3.0, gt=0)
+
     # Batches: how many entries a feed or playlist may expand to.
     batch_max_episodes: int = Field(default=500, ge=1)
 

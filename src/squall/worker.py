@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from types import FrameType
 
+from squall.billing.reporter import MeterReporter
 from squall.clock import now_ms
 from squall.db import Database
 from squall.errors import JobFailure, SquallError
@@ -111,6 +112,11 @@ class Worker:
         settings = self.settings
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         threads = [threading.Thread(target=self._loop, name=f"worker-{i}") for i in range(concurrency)]
+        if settings.stripe_api_key:  # stripe keys' uploads go to Stripe's meter from here
+            reporter = MeterReporter(self.db, settings)
+            threading.Thread(
+                target=reporter.run, args=(self.stopping,), name="meter-reporter", daemon=True
+            ).start()
         if settings.webhook_concurrency:
             # A daemon: a delivery cut off by shutdown is retried (its lease runs out), so a
             # slow receiver never holds up a stop.

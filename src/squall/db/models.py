@@ -1,6 +1,7 @@
 """Imports every domain's models so the metadata is complete (for Alembic and tests)."""
 
 from squall.batches.models import Batch
+from squall.billing.models import BillingPeriod, MeterReport
 from squall.db.base import Base
 from squall.jobs.models import IdempotentRequest, Job
 from squall.keys.models import ApiKey
@@ -11,10 +12,12 @@ __all__ = [
     "ApiKey",
     "Base",
     "Batch",
+    "BillingPeriod",
     "DailyRollup",
     "IdempotentRequest",
     "Job",
     "KeyCounters",
+    "MeterReport",
     "UsageEvent",
     "WebhookDelivery",
 ]

@@ -1,5 +1,6 @@
 """What a job's changes set off, in the same transaction as the change: webhook outbox rows
-(final events, and stage events with ``enable_progress_webhook``) and batch progress."""
+(final events, and stage events with ``enable_progress_webhook``), batch progress, and the
+Stripe meter report of a stripe key's upload."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from squall.batches import progress
+from squall.billing import reports
 from squall.jobs.models import COMPLETED, Job
 from squall.jobs.queue import ClaimedJob
 from squall.webhooks import events, outbox
@@ -26,6 +28,8 @@ def job_ended(session: Session, job_id: str, *, now: int, download_url: str | No
             outbox.enqueue(session, key_id=job.key_id, url=hook, payload=payload, now=now, job_id=job.id)
     if job.batch_id:
         progress.episode_ended(session, job.batch_id, succeeded=job.status == COMPLETED, now=now)
+    if job.status == COMPLETED:
+        reports.enqueue_upload(session, job.key_id, job.id, now=now)
 
 
 def step_reached(session: Session, job: ClaimedJob, step: str, *, now: int) -> None:

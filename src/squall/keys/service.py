@@ -162,6 +162,20 @@ def list_keys(session: Session) -> list[tuple[ApiKey, int | None]]:
     return [(row[0], row[1]) for row in rows]
 
 
+def link_subscription(session: Session, key_id: str, subscription_id: str) -> None:
+    """Link a key to (another) Stripe subscription; an unlimited key becomes a stripe key.
+    Trial keys keep their quota and type: make a new key for them."""
+    key = session.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None:
+        raise NotFound(f"No active key with id {key_id}")
+    if not subscription_id.startswith("sub_"):
+        raise BadRequest("A Stripe subscription id starts with sub_")
+    if key.key_type == "trial":
+        raise BadRequest("A trial key cannot be linked to Stripe; create a stripe key instead")
+    key.key_type, key.stripe_subscription_id = "stripe", subscription_id
+    session.flush()
+
+
 ROTATION_GRACE_MS = 24 * 3600 * 1000
 
 

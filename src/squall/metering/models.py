@@ -24,6 +24,9 @@ class UsageEvent(Base):
     occurred_at: Mapped[int] = mapped_column(BigInteger)
     dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
 
+    # A metric of one key between two instants: bytes uploaded in a billing period.
+    __table_args__ = (Index("ix_usage_events_key_metric_time", "key_id", "metric", "occurred_at"),)
+
 
 class KeyCounters(Base):
     """Per-key running totals, updated in the same transaction as the ledger. The quota

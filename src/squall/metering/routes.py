@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from squall.clock import now_ms
@@ -13,15 +13,26 @@ from squall.http import DatabaseDep
 from squall.jobs import service as jobs
 from squall.jobs.views import job_page
 from squall.keys.auth import CurrentKey
+from squall.keys.service import AuthenticatedKey
 from squall.metering import ranges, service
 
 router = APIRouter(tags=["usage"])
 
 
+class BillingFields(Protocol):
+    """What /usage needs of billing (``app.state.billing``), without importing that domain."""
+
+    def usage_fields(self, key: AuthenticatedKey) -> dict[str, Any]: ...
+
+
 @router.get("/usage", response_model=None, summary="Usage, quota and limits of the calling key")
-def get_usage(key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
+def get_usage(key: CurrentKey, db: DatabaseDep, request: Request) -> dict[str, Any]:
+    billing = None
+    if key.key_type == "stripe":
+        source: BillingFields = request.app.state.billing
+        billing = source.usage_fields(key)
     with db.read() as session:
-        return service.usage(session, key)
+        return service.usage(session, key, billing=billing)
 
 
 @router.get("/dashboard/stats", response_model=None, summary="Counters for the dashboard cards")

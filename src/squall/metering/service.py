@@ -16,8 +16,11 @@ from squall.units import GB, MB
 STRIPE_NOT_CONFIGURED = "Stripe billing is not configured on this server"
 
 
-def usage(session: Session, key: AuthenticatedKey) -> dict[str, Any]:
-    """GET /usage: the fields of the Tornado table for the key's type."""
+def usage(
+    session: Session, key: AuthenticatedKey, *, billing: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """GET /usage: the fields of the Tornado table for the key's type. ``billing`` holds a
+    stripe key's period fields (the billing domain's answer)."""
     c = get_counters(session, key.id)
     body: dict[str, Any] = {
         "client_name": key.client_name,
@@ -29,7 +32,7 @@ def usage(session: Session, key: AuthenticatedKey) -> dict[str, Any]:
         "storage_reserved_bytes": c.reserved_bytes,
     }
     if key.key_type == "stripe":
-        body["billing_error"] = STRIPE_NOT_CONFIGURED
+        body.update(billing if billing is not None else {"billing_error": STRIPE_NOT_CONFIGURED})
     if key.key_type == "trial" and c.storage_limit_bytes is not None:
         remaining = max(0, c.storage_limit_bytes - c.used_bytes - c.reserved_bytes)
         body["storage_limit_gb"] = c.storage_limit_bytes / GB

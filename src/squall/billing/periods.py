@@ -1,0 +1,146 @@
+"""Billing periods for /usage: the key's Stripe subscription period, cached in the database,
+refreshed when it has ended or when Stripe announces a change, and the bytes uploaded inside
+it, summed from the ledger (exact, whatever Stripe has received so far). When Stripe cannot
+be reached, /usage still answers at once with the last known period and ``billing_error``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from squall.billing.models import BillingPeriod
+from squall.billing.stripe_api import BillingUnavailable, StripeApi, Subscription
+from squall.clock import now_ms
+from squall.db import Database
+from squall.keys.service import AuthenticatedKey
+from squall.metering import ledger
+from squall.metering.models import UsageEvent
+from squall.settings import Settings
+from squall.units import GB
+
+NOT_CONFIGURED = "Stripe billing is not configured on this server"
+RETRY_AFTER_ERROR_MS = 30_000  # while Stripe is down, ask it again at most this often
+
+
+class Periods:
+    def __init__(self, db: Database, settings: Settings, api: StripeApi | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.api = api or (StripeApi(settings) if settings.stripe_api_key else None)
+
+    def usage_fields(self, key: AuthenticatedKey) -> dict[str, Any]:
+        """The stripe-only fields of GET /usage for ``key``."""
+        if self.api is None:
+            return {"billing_error": NOT_CONFIGURED}
+        subscription_id = key.stripe_subscription_id or ""
+        now = now_ms()
+        with self.db.read() as session:
+            row = session.get(BillingPeriod, key.id)
+        error = None
+        if _stale(row, subscription_id, now):
+            error = self.refresh(key.id, subscription_id)
+            with self.db.read() as session:
+                row = session.get(BillingPeriod, key.id)
+        elif row is not None and row.error and (row.error_at or 0) > (row.fetched_at or 0):
+            error = row.error
+        known = row is not None and row.subscription_id == subscription_id and row.period_start is not None
+        body: dict[str, Any] = {
+            "billing_period_start": None,
+            "billing_period_end": None,
+            "current_period_usage_gb": None,
+        }
+        if known and row is not None and row.period_start is not None and row.period_end is not None:
+            with self.db.read() as session:
+                used = uploaded_between(session, key.id, row.period_start, row.period_end)
+            body = {
+                "billing_period_start": iso(row.period_start),
+                "billing_period_end": iso(row.period_end),
+                "current_period_usage_gb": used / GB,
+                "current_period_usage_bytes": used,
+            }
+        if error:
+            body["billing_error"] = error
+        return body
+
+    def refresh(self, key_id: str, subscription_id: str) -> str | None:
+        """Ask Stripe for the subscription's period and store it; returns the error, if any."""
+        assert self.api is not None
+        try:
+            subscription = self.api.subscription(subscription_id)
+        except BillingUnavailable as exc:
+            with self.db.write() as session:
+                row = session.get(BillingPeriod, key_id) or BillingPeriod(
+                    key_id=key_id, subscription_id=subscription_id
+                )
+                row.error, row.error_at = exc.message, now_ms()
+                session.merge(row)
+            return exc.message
+        with self.db.write() as session:
+            store(session, key_id, subscription, now=now_ms())
+        return None
+
+
+def _stale(row: BillingPeriod | None, subscription_id: str, now: int) -> bool:
+    if (
+        row is not None
+        and row.error_at
+        and now - row.error_at < RETRY_AFTER_ERROR_MS
+        and row.error_at > (row.fetched_at or 0)
+    ):
+        return False  # Stripe failed moments ago: answer with what is known
+    return (
+        row is None
+        or row.subscription_id != subscription_id
+        or row.period_end is None
+        or now >= row.period_end
+    )
+
+
+def store(session: Session, key_id: str, subscription: Subscription, *, now: int) -> None:
+    session.merge(
+        BillingPeriod(
+            key_id=key_id,
+            subscription_id=subscription.id,
+            customer_id=subscription.customer_id,
+            period_start=subscription.period_start,
+            period_end=subscription.period_end,
+            interval=subscription.interval,
+            interval_count=subscription.interval_count,
+            fetched_at=now,
+            error=None,
+            error_at=None,
+        )
+    )
+
+
+def apply_subscription_event(session: Session, subscription: Subscription, *, now: int) -> int:
+    """A ``customer.subscription.*`` event from Stripe: every key on that subscription gets
+    the new period. Returns how many keys."""
+    rows = (
+        session.execute(select(BillingPeriod).where(BillingPeriod.subscription_id == subscription.id))
+        .scalars()
+        .all()
+    )
+    for row in rows:
+        store(session, row.key_id, subscription, now=now)
+    return len(rows)
+
+
+def uploaded_between(session: Session, key_id: str, start_ms: int, end_ms: int) -> int:
+    """Bytes uploaded by the key in [start, end), from the ledger."""
+    total = session.execute(
+        select(func.coalesce(func.sum(UsageEvent.quantity), 0)).where(
+            UsageEvent.key_id == key_id,
+            UsageEvent.metric == ledger.BYTES_UPLOADED,
+            UsageEvent.occurred_at >= start_ms,
+            UsageEvent.occurred_at < end_ms,
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,118 @@
+"""The few Stripe calls Squall makes, through the official SDK, with a short timeout and no
+SDK retries (Squall retries on its own schedule). Errors come out as ``BillingUnavailable``
+with a message for people."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+
+from squall.errors import SquallError
+from squall.settings import Settings
+
+
+class BillingUnavailable(SquallError):
+    status_code = 502
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    customer_id: str
+    period_start: int  # ms
+    period_end: int
+    interval: str
+    interval_count: int
+
+
+class StripeApi:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client = stripe.StripeClient(
+            settings.stripe_api_key,
+            base_addresses={"api": settings.stripe_api_base},
+            http_client=stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds, allow_sync_methods=True),
+            max_network_retries=0,
+        )
+        self._meter_id: str | None = None
+
+    def subscription(self, subscription_id: str) -> Subscription:
+        try:
+            found = self.client.v1.subscriptions.retrieve(subscription_id).to_dict()
+        except stripe.StripeError as exc:
+            raise BillingUnavailable(_describe(exc)) from None
+        return subscription_from(found)
+
+    def report(self, identifier: str, customer_id: str, value: int, timestamp_s: int) -> None:
+        """One meter event. A resend Stripe already has (same identifier) counts as sent."""
+        params: Any = {
+            "event_name": self.settings.stripe_meter_event_name,
+            "identifier": identifier,
+            "payload": {"stripe_customer_id": customer_id, "value": str(value)},
+            "timestamp": timestamp_s,
+        }
+        try:
+            self.client.v1.billing.meter_events.create(params=params)
+        except stripe.InvalidRequestError as exc:
+            if "identifier" in str(exc.user_message or exc).lower() and "already" in str(exc).lower():
+                return
+            raise BillingUnavailable(_describe(exc)) from None
+        except stripe.StripeError as exc:
+            raise BillingUnavailable(_describe(exc)) from None
+
+    def metered_total(self, customer_id: str, start_s: int, end_s: int) -> int:
+        """What Stripe's meter holds for the customer in [start, end), minute-aligned bounds."""
+        try:
+            summaries = self.client.v1.billing.meters.event_summaries.list(
+                self.meter_id(), params={"customer": customer_id, "start_time": start_s, "end_time": end_s}
+            )
+            return int(sum(float(s.aggregated_value) for s in summaries.auto_paging_iter()))
+        except stripe.StripeError as exc:
+            raise BillingUnavailable(_describe(exc)) from None
+
+    def meter_id(self) -> str:
+        if self._meter_id is None:
+            try:
+                meters = self.client.v1.billing.meters.list(params={"status": "active"})
+            except stripe.StripeError as exc:
+                raise BillingUnavailable(_describe(exc)) from None
+            name = self.settings.stripe_meter_event_name
+            found = [m.id for m in meters.auto_paging_iter() if m.event_name == name]
+            if not found:
+                raise BillingUnavailable(f"Stripe has no active meter for the event name '{name}'")
+            self._meter_id = found[0]
+        return self._meter_id
+
+
+def subscription_from(found: dict[str, Any]) -> Subscription:
+    """Reads both shapes: the period on the subscription item (API 2025-03-31 and later) or
+    on the subscription itself (earlier versions)."""
+    item = ((found.get("items") or {}).get("data") or [{}])[0]
+    start = item.get("current_period_start") or found.get("current_period_start")
+    end = item.get("current_period_end") or found.get("current_period_end")
+    recurring = (item.get("price") or item.get("plan") or {}).get("recurring") or item.get("plan") or {}
+    customer = found.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    if not (start and end and customer):
+        raise BillingUnavailable(f"Stripe's subscription {found.get('id')} has no current period")
+    return Subscription(
+        id=str(found["id"]),
+        customer_id=str(customer),
+        period_start=int(start) * 1000,
+        period_end=int(end) * 1000,
+        interval=str(recurring.get("interval") or "month"),
+        interval_count=int(recurring.get("interval_count") or 1),
+    )
+
+
+def _describe(exc: stripe.StripeError) -> str:
+    if isinstance(exc, stripe.APIConnectionError):
+        return "Stripe could not be reached; billing figures may be out of date"
+    if isinstance(exc, stripe.AuthenticationError):
+        return "Stripe refused Squall's API key (check SQUALL_STRIPE_API_KEY)"
+    if isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404:
+        return "Stripe does not know this key's subscription"
+    return f"Stripe answered an error: {exc.user_message or type(exc).__name__}"
