@@ -11,7 +11,7 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,6 +34,8 @@ from squall.storage.base import Storage
 from squall.storage.factory import make_storage
 from squall.units import MB
 from squall.validation import describe_validation_error
+from squall.web.routes import router as web_router
+from squall.web.routes import static_files
 
 log = get_logger("squall.app")
 
@@ -97,15 +99,13 @@ def create_app(
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
     app.include_router(jobs_router, responses=ERROR_RESPONSES)
     app.include_router(batches_router, responses=ERROR_RESPONSES)
     app.include_router(billing_router, responses=ERROR_RESPONSES)
     app.include_router(metering_router, responses=ERROR_RESPONSES)
     app.include_router(delivery_router, responses=ERROR_RESPONSES)
+    app.include_router(web_router)
+    app.mount("/static", static_files(), name="static")
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     return app
 

@@ -29,6 +29,6 @@ def ensure_first_key(settings: Settings, *, host: str, port: int) -> None:
         "Try it:\n\n"
         f"  curl -s -X POST {base}/jobs -H 'x-api-key: {new.api_key}' \\\n"
         "       -H 'content-type: application/json' -d '{\"url\": \"https://example.com/video.mp4\"}'\n\n"
-        f"API docs: {base}/docs\n",
+        f"Dashboard: {base}/  (sign in with the key)\nAPI docs: {base}/docs\n",
         flush=True,
     )

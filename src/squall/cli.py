@@ -309,7 +309,7 @@ def billing_reconcile(
 ) -> None:
     """Compare what Stripe's meter holds with the ledger for each stripe key; exit 1 on drift."""
     from squall.billing.reconcile import as_json as balances_json
-    from squall.billing.reconcile import as_text, reconcile
+    from squall.billing.reconcile import as_text, failed, reconcile
     from squall.billing.stripe_api import BillingUnavailable, StripeApi
     from squall.bootstrap import open_database
 
@@ -323,7 +323,7 @@ def billing_reconcile(
     except BillingUnavailable as exc:
         raise _fail(exc.message) from None
     typer.echo(json.dumps(balances_json(balances)) if as_json else as_text(balances))
-    raise typer.Exit(1 if any(b.drift for b in balances) else 0)
+    raise typer.Exit(1 if failed(balances) else 0)
 
 
 def main() -> None:

@@ -79,6 +79,13 @@ def upload(client: TestClient, key: str, worker: Worker, media: MediaServer, nam
     return int(job["file_size"])
 
 
+def report_all(db: Database, settings: Settings) -> None:
+    """What a worker's reporter thread does, in this thread, until nothing is due."""
+    reporter = MeterReporter(db, settings)
+    while reporter.send_due():
+        pass
+
+
 def iso(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
@@ -110,7 +117,7 @@ def test_a_rollover_starts_the_period_usage_again(
     body, signature = signed_event({"id": "evt_1", "object": "event", "type": "customer.subscription.updated",
                                     "data": {"object": subscription}}, WEBHOOK_SECRET)  # fmt: skip
     answer = billed.post("/stripe/webhook", content=body, headers={"stripe-signature": signature})
-    assert answer.json() == {"received": True, "applied": 1}
+    assert answer.json() == {"received": True, "refreshing": 1}  # fetched again on the next /usage
     rolled = usage(billed, key)
     assert rolled["billing_period_start"] == iso(now) and rolled["current_period_usage_bytes"] == 0
     time.sleep(1.1)  # the upload must fall inside the new period, which starts at a whole second
@@ -168,9 +175,7 @@ def test_uploads_are_reported_once_with_the_ledger_id(
 ) -> None:  # fmt: skip
     key, _ = stripe_key(make_key, stripe_server)
     sizes = [upload(billed, key, worker, media, name) for name in ("one", "two")]
-    reporter = MeterReporter(db, billing_settings)
-    while reporter.send_due():
-        pass
+    report_all(db, billing_settings)
     assert sorted(e.value for e in stripe_server.events) == sorted(sizes)
     with db.read() as session:
         reports = session.execute(select(MeterReport)).scalars().all()
@@ -244,9 +249,7 @@ def test_reconcile_finds_a_dropped_meter_event(
 ) -> None:  # fmt: skip
     key, _ = stripe_key(make_key, stripe_server)
     sizes = [upload(billed, key, worker, media, name) for name in ("one", "two")]
-    reporter = MeterReporter(db, billing_settings)
-    while reporter.send_due():
-        pass
+    report_all(db, billing_settings)
     ok = run_reconcile(billing_settings, stripe_server)
     assert ok.returncode == 0 and ok.stdout.strip().endswith("ok"), ok.stdout + ok.stderr
     stripe_server.events.pop()  # an event Stripe lost
@@ -275,3 +278,23 @@ def test_keys_update_links_another_subscription(
     bad = subprocess.run([PYTHON, "-m", "squall", "keys", "update", key_id, "--stripe-subscription", "nope"],
                          env=worker_env(billing_settings), capture_output=True, text=True, timeout=60)  # fmt: skip
     assert bad.returncode == 2 and "starts with sub_" in bad.stderr
+
+
+def test_a_report_first_tried_over_23_hours_ago_is_not_sent_blindly_again(
+    billed: TestClient,
+    make_key: KeyFactory,
+    stripe_server: StripeStandIn,
+    billing_settings: Settings,
+    db: Database,
+) -> None:
+    """Stripe's identifier check lasts "at least 24 hours": past that a resend could count twice."""
+    _, key_id = stripe_key(make_key, stripe_server)
+    day_ago = int(time.time() * 1000) - 24 * 3_600_000
+    with db.write() as session:
+        session.add(MeterReport(id="e1", key_id=key_id, value=10, occurred_at=day_ago, status="pending", attempts=1,
+                                first_attempt_at=day_ago, next_attempt_at=0))  # fmt: skip
+    report_all(db, billing_settings)
+    with db.read() as session:
+        report = session.get(MeterReport, "e1")
+        assert report is not None and report.status == "failed" and "Not resent" in (report.last_error or "")
+    assert "POST meter_events" not in stripe_server.requests

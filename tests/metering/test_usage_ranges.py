@@ -67,6 +67,12 @@ def submit(client: TestClient, key: str, **fields: Any) -> str:
             "2024-12-31",
             "Invalid period: 366 days from startDate to endDate; at most 365 are allowed",
         ),
+        ("0001-01-01", "0001-01-05", "startDate must be between the years 1970 and 2999"),
+        (
+            "2026-01-01",
+            "9999-12-31T23:00:00-05:00",
+            "endDate '9999-12-31T23:00:00-05:00' is not an ISO 8601 date or date-time (e.g. 2023-09-01T00:00:00.000Z)",
+        ),
     ],
 )
 @pytest.mark.parametrize("kind", ["network", "storage", "transcoding"])

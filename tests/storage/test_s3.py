@@ -122,6 +122,9 @@ def test_jobs_store_to_the_bucket_end_to_end(
         assert httpx.get(job["s3_url"]).content == stored  # presigned, fetched by a separate client
         squall_link = job["download_url"].removeprefix("http://testserver")  # through Squall, metered
         assert squall_link.startswith(f"/files/{job_id}/tiny.mp4?")
+        head = client.head(squall_link)  # answered from the bucket's size: nothing downloaded
+        assert head.status_code == 200 and head.headers["content-length"] == str(len(stored))
+        assert list(settings.delivery_cache_dir.iterdir()) == []
         first = client.get(squall_link)  # a miss: read from the bucket into the delivery cache
         storage.client.put_object(Bucket="squall", Key="s3/tiny.mp4", Body=b"changed behind Squall's back")
         second = client.get(squall_link)  # a hit: the bucket is not read again
@@ -129,7 +132,8 @@ def test_jobs_store_to_the_bucket_end_to_end(
         assert 'filename="tiny.mp4"' in second.headers["content-disposition"]
         today = time.strftime("%Y-%m-%d", time.gmtime())
         (day,) = client.get(f"/usage/network?startDate={today}&endDate={today}", headers=headers).json()
-        assert (day["requests"], day["bytesDownloaded"], day["cacheHitRate"]) == (2, 2 * len(stored), 50)
+        assert (day["requests"], day["bytesDownloaded"], day["cacheHitRate"]) == (3, 2 * len(stored), 33.33)
+        assert head.headers["content-disposition"] == second.headers["content-disposition"]
         assert client.get("/usage", headers=headers).json()["storage_usage_bytes"] == len(stored)
         assert client.delete(f"/jobs/{job_id}/file", headers=headers).status_code == 200
         assert not storage.exists("s3/tiny.mp4")

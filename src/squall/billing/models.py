@@ -39,6 +39,7 @@ class MeterReport(Base):
     occurred_at: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_attempt_at: Mapped[int | None] = mapped_column(BigInteger)
     next_attempt_at: Mapped[int] = mapped_column(BigInteger)
     lease_expires_at: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)

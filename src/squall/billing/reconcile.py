@@ -1,5 +1,7 @@
-"""``squall billing reconcile``: for each stripe key, what Stripe's meter holds for the
-billing period against what the ledger says was uploaded in it. Reports only."""
+"""``squall billing reconcile``: for each Stripe customer (all the stripe keys billed to it),
+what Stripe's meter holds for the billing period against what the ledger says was uploaded
+in it, less what is still on its way. Reports only. Stripe's summaries can lag the events
+sent in the last minutes; run it once a period has settled for a verdict that counts."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from sqlalchemy import func, select
 
 from squall.billing.models import PENDING, MeterReport
 from squall.billing.periods import iso, uploaded_between
-from squall.billing.stripe_api import StripeApi, Subscription
+from squall.billing.stripe_api import BillingUnavailable, StripeApi, Subscription
 from squall.db import Database
 from squall.keys.models import ApiKey
 
@@ -20,14 +22,17 @@ STEP = {"day": "days", "week": "weeks", "month": "months", "year": "years"}
 
 
 @dataclass
-class KeyBalance:
-    key_id: str
-    client_name: str
-    period_start: str
-    period_end: str
-    ledger_bytes: int
-    stripe_bytes: int
-    unsent_bytes: int  # still in the outbox: on its way, not drift
+class Balance:
+    """One Stripe customer (its meter total covers every key billed to it)."""
+
+    customer_id: str
+    keys: list[str]  # client names
+    period_start: str = ""
+    period_end: str = ""
+    ledger_bytes: int = 0
+    stripe_bytes: int = 0
+    unsent_bytes: int = 0  # still in the outbox: on its way, not drift
+    error: str | None = None
 
     @property
     def drift(self) -> int:
@@ -45,52 +50,72 @@ def period_bounds(subscription: Subscription, which: str) -> tuple[int, int]:
     return start - start % MINUTE_MS, end - end % MINUTE_MS
 
 
-def reconcile(db: Database, api: StripeApi, which: str = "current") -> list[KeyBalance]:
+def reconcile(db: Database, api: StripeApi, which: str = "current") -> list[Balance]:
     with db.read() as session:
         keys = session.execute(
             select(ApiKey.id, ApiKey.client_name, ApiKey.stripe_subscription_id).where(
                 ApiKey.key_type == "stripe", ApiKey.revoked_at.is_(None)
             )
         ).all()
+    groups: dict[str, tuple[Subscription, list[tuple[str, str]]]] = {}
     balances = []
     for key_id, name, subscription_id in keys:
-        subscription = api.subscription(subscription_id or "")
+        try:
+            subscription = api.subscription(subscription_id or "")
+        except BillingUnavailable as exc:
+            balances.append(Balance(customer_id="?", keys=[name], error=exc.message))
+            continue
+        groups.setdefault(subscription.customer_id, (subscription, []))[1].append((key_id, name))
+    for customer_id, (subscription, members) in groups.items():
+        balance = Balance(customer_id=customer_id, keys=[name for _, name in members])
         start, end = period_bounds(subscription, which)
-        with db.read() as session:
-            ledger_bytes = uploaded_between(session, key_id, start, end)
-            unsent = session.execute(
-                select(func.coalesce(func.sum(MeterReport.value), 0)).where(
-                    MeterReport.key_id == key_id,
-                    MeterReport.status == PENDING,
-                    MeterReport.occurred_at >= start,
-                    MeterReport.occurred_at < end,
-                )
-            ).scalar_one()
-        stripe_bytes = api.metered_total(subscription.customer_id, start // 1000, end // 1000)
-        balances.append(
-            KeyBalance(key_id, name, iso(start), iso(end), ledger_bytes, stripe_bytes, int(unsent))
-        )
+        balance.period_start, balance.period_end = iso(start), iso(end)
+        try:  # Stripe first: what the ledger says meanwhile can only be more, not less
+            balance.stripe_bytes = api.metered_total(customer_id, start // 1000, end // 1000)
+        except BillingUnavailable as exc:
+            balance.error = exc.message
+            balances.append(balance)
+            continue
+        ids = [key_id for key_id, _ in members]
+        with db.snapshot() as session:
+            balance.ledger_bytes = sum(uploaded_between(session, key_id, start, end) for key_id in ids)
+            balance.unsent_bytes = int(
+                session.execute(
+                    select(func.coalesce(func.sum(MeterReport.value), 0)).where(
+                        MeterReport.key_id.in_(ids),
+                        MeterReport.status == PENDING,
+                        MeterReport.occurred_at >= start,
+                        MeterReport.occurred_at < end,
+                    )
+                ).scalar_one()
+            )
+        balances.append(balance)
     return balances
 
 
-def as_text(balances: list[KeyBalance]) -> str:
-    lines = [
-        f"{b.client_name} ({b.key_id}) {b.period_start} .. {b.period_end}: ledger {b.ledger_bytes} bytes, "
-        f"Stripe {b.stripe_bytes}, still to send {b.unsent_bytes}: "
-        + (
+def as_text(balances: list[Balance]) -> str:
+    lines = []
+    for b in balances:
+        who = f"{b.customer_id} ({', '.join(b.keys)})"
+        if b.error:
+            lines.append(f"{who}: could not be checked: {b.error}")
+            continue
+        verdict = (
             "ok"
             if b.drift == 0
-            else f"DRIFT {b.drift:+d} bytes (the ledger has more)"
-            if b.drift > 0
-            else f"DRIFT {b.drift:+d} bytes (Stripe has more)"
+            else f"DRIFT {b.drift:+d} bytes ({'the ledger' if b.drift > 0 else 'Stripe'} has more)"
         )
-        for b in balances
-    ]
+        lines.append(f"{who} {b.period_start} .. {b.period_end}: ledger {b.ledger_bytes} bytes, "
+                     f"Stripe {b.stripe_bytes}, still to send {b.unsent_bytes}: {verdict}")  # fmt: skip
     return "\n".join(lines or ["no stripe keys"])
 
 
-def as_json(balances: list[KeyBalance]) -> list[dict[str, Any]]:
+def as_json(balances: list[Balance]) -> list[dict[str, Any]]:
     return [{**asdict(b), "drift": b.drift} for b in balances]
+
+
+def failed(balances: list[Balance]) -> bool:
+    return any(b.drift or b.error for b in balances)
 
 
 def _datetime(ms: int) -> Any:

@@ -25,6 +25,11 @@ log = get_logger("squall.billing")
 BATCH = 1
 MAX_BACKOFF_MS = 3_600_000
 TOO_OLD_MS = 34 * DAY_MS
+# Stripe rejects a repeated identifier for "at least 24 hours": resends stop before that.
+RESEND_WINDOW_MS = 23 * 3_600_000
+NOT_RESENT = (
+    "Not resent: an earlier attempt may have reached Stripe over 23 hours ago (see squall billing reconcile)"
+)
 
 
 class MeterReporter:
@@ -53,6 +58,13 @@ class MeterReporter:
         return len(claimed)
 
     def send(self, report: ClaimedReport) -> None:
+        if report.attempts > 1 and now_ms() - report.first_attempt_at > RESEND_WINDOW_MS:
+            # An earlier attempt may have reached Stripe, whose identifier check may have
+            # forgotten it by now: a resend could count twice. Reconciliation decides.
+            with self.db.write() as session:
+                reports.record(session, report, now=now_ms(), sent=False, error=NOT_RESENT)
+            log.warning("meter report not resent", report_id=report.id)
+            return
         try:
             customer = self.customer_of(report.key_id)
             self.api.report(report.id, customer, report.value, report.occurred_at // 1000)

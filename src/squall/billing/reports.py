@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from squall.billing.models import PENDING, SENT, MeterReport
@@ -25,6 +25,7 @@ class ClaimedReport:
     value: int
     occurred_at: int
     attempts: int
+    first_attempt_at: int
 
 
 def enqueue_upload(session: Session, key_id: str, job_id: str, *, now: int) -> bool:
@@ -65,16 +66,24 @@ def claim(session: Session, *, now: int, lease_ms: int, limit: int) -> list[Clai
     rows = session.execute(
         update(MeterReport)
         .where(MeterReport.id.in_(due), MeterReport.status == PENDING)
-        .values(attempts=MeterReport.attempts + 1, lease_expires_at=now + lease_ms)
+        .values(
+            attempts=MeterReport.attempts + 1,
+            lease_expires_at=now + lease_ms,
+            first_attempt_at=func.coalesce(MeterReport.first_attempt_at, now),
+        )
         .returning(
             MeterReport.id,
             MeterReport.key_id,
             MeterReport.value,
             MeterReport.occurred_at,
             MeterReport.attempts,
+            MeterReport.first_attempt_at,
         )
     ).all()
-    return [ClaimedReport(*row) for row in rows]
+    return [
+        ClaimedReport(r.id, r.key_id, r.value, r.occurred_at, r.attempts, r.first_attempt_at or now)
+        for r in rows
+    ]
 
 
 def record(

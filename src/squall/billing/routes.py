@@ -1,5 +1,7 @@
-"""POST /stripe/webhook: Stripe's ``customer.subscription.*`` events refresh the cached
-billing periods. The signature is checked with the SDK against SQUALL_STRIPE_WEBHOOK_SECRET."""
+"""POST /stripe/webhook: Stripe's ``customer.subscription.*`` events make the keys on that
+subscription fetch their period again (events can arrive late or out of order, so their own
+copy of the period is not trusted). The signature is checked with the SDK against
+SQUALL_STRIPE_WEBHOOK_SECRET."""
 
 from __future__ import annotations
 
@@ -9,9 +11,7 @@ import stripe
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from squall.billing.periods import apply_subscription_event
-from squall.billing.stripe_api import BillingUnavailable, subscription_from
-from squall.clock import now_ms
+from squall.billing.periods import mark_changed
 from squall.db import Database
 from squall.errors import BadRequest
 from squall.http import get_app_settings, get_database
@@ -30,15 +30,12 @@ async def stripe_webhook(request: Request) -> dict[str, Any]:
     except (stripe.SignatureVerificationError, ValueError):
         raise BadRequest("Invalid Stripe signature") from None
     if not str(event.type).startswith("customer.subscription."):
-        return {"received": True, "applied": 0}
-    try:
-        subscription = subscription_from(event.data.object.to_dict())
-    except BillingUnavailable as exc:
-        raise BadRequest(exc.message) from None
+        return {"received": True, "refreshing": 0}
+    subscription_id = str(event.data.object.to_dict().get("id") or "")
     db: Database = get_database(request)
 
-    def apply() -> int:
+    def mark() -> int:
         with db.write() as session:
-            return apply_subscription_event(session, subscription, now=now_ms())
+            return mark_changed(session, subscription_id)
 
-    return {"received": True, "applied": await run_in_threadpool(apply)}
+    return {"received": True, "refreshing": await run_in_threadpool(mark)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from squall.logging import get_logger
 
 log = get_logger("squall.delivery")
+IN_USE_SECONDS = 60.0
 
 
 class DeliveryCache:
@@ -27,6 +29,7 @@ class DeliveryCache:
         self.root = root
         self.max_bytes = max_bytes
         self.root.mkdir(parents=True, exist_ok=True)
+        self.sweep()
         # Striped: one lock per object would grow without bound.
         self._locks = [threading.Lock() for _ in range(64)]
 
@@ -65,16 +68,21 @@ class DeliveryCache:
         return path, False
 
     def evict(self, keep: Path | None = None) -> int:
-        """Delete least recently used entries until the cache fits; returns bytes freed."""
+        """Delete least recently used entries until the cache fits; returns bytes freed.
+        Entries used in the last ``IN_USE_SECONDS`` are kept even over the limit: a request
+        may be about to open one (another process may be evicting at the same time)."""
         entries = []
         for entry in os.scandir(self.root):
-            if entry.is_file() and not entry.name.startswith("."):
-                stat = entry.stat()
-                entries.append((stat.st_mtime, stat.st_size, Path(entry.path)))
+            try:
+                if entry.is_file() and not entry.name.startswith("."):
+                    stat = entry.stat()
+                    entries.append((stat.st_mtime, stat.st_size, Path(entry.path)))
+            except FileNotFoundError:  # evicted by someone else meanwhile
+                continue
         total = sum(size for _, size, _ in entries)
-        freed = 0
-        for _, size, path in sorted(entries):
-            if total - freed <= self.max_bytes:
+        freed, recent = 0, time.time() - IN_USE_SECONDS
+        for mtime, size, path in sorted(entries):
+            if total - freed <= self.max_bytes or mtime > recent:
                 break
             if path == keep:
                 continue
@@ -83,6 +91,16 @@ class DeliveryCache:
         if freed:
             log.info("delivery cache evicted", bytes=freed)
         return freed
+
+    def sweep(self, older_than_seconds: float = 3600) -> None:
+        """Remove what interrupted fills and uncached reads left behind (dot-files)."""
+        cutoff = time.time() - older_than_seconds
+        for entry in os.scandir(self.root):
+            try:
+                if entry.name.startswith(".") and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
 
     def _lock_for(self, key: str) -> threading.Lock:
         return self._locks[int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % len(self._locks)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import anyio
 from starlette.responses import FileResponse, Response
@@ -46,3 +47,11 @@ class Metered(Response):
 def file_response(path: Path, *, filename: str, headers: dict[str, str]) -> FileResponse:
     """The file with Range (206, multi-range, 416), HEAD and Content-Disposition."""
     return FileResponse(path, filename=filename, headers=headers)
+
+
+def content_disposition(filename: str) -> str:
+    """As Starlette's FileResponse writes it (so HEAD and GET agree)."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'

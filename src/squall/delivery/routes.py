@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from email.utils import formatdate
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -15,7 +16,7 @@ from fastapi.responses import Response
 from squall.clock import now_ms
 from squall.db import Database
 from squall.delivery.cache import DeliveryCache
-from squall.delivery.metered import Metered, file_response
+from squall.delivery.metered import Metered, content_disposition, file_response
 from squall.errors import NotFound, Unauthorized
 from squall.http import DatabaseDep, SettingsDep, StorageDep
 from squall.jobs.models import COMPLETED, Job
@@ -54,12 +55,14 @@ def get_file(
         job = session.get(Job, job_id)
         keys = job.stored_keys if job is not None and job.status == COMPLETED else []
         key_id = job.key_id if job is not None else ""
+        finished_at = (job.finished_at if job is not None else None) or 0
     key = next((k for k in keys if k.rsplit("/", 1)[-1] == name), None)
     if key is None:
         raise NotFound("File not found")
     # Objects are never overwritten and a key belongs to one job: the pair names the bytes.
     etag = '"' + hashlib.sha256(f"{job_id}/{key}".encode()).hexdigest()[:32] + '"'
-    headers = {"etag": etag, "cache-control": "private, max-age=86400"}
+    headers = {"etag": etag, "cache-control": "private, max-age=86400",
+               "last-modified": formatdate(finished_at / 1000, usegmt=True)}  # not the cache file's  # fmt: skip
     if _matches(request.headers.get("if-none-match"), etag):
         _meter(db, key_id, job_id, sent=0, hit=True)
         return Response(status_code=304, headers=headers)
@@ -73,6 +76,10 @@ def get_file(
             size = storage.size(key)
             if size is None:
                 raise NotFound("File not found")
+            if request.method == "HEAD":  # the headers need the size, not the bytes
+                _meter(db, key_id, job_id, sent=0, hit=False)
+                return Response(headers={**headers, "content-length": str(size), "accept-ranges": "bytes",
+                                         "content-disposition": content_disposition(name)})  # fmt: skip
             path, _ = cache.fill(key, size, lambda target: storage.fetch(key, target))
             cleanup = None if path == cache.path_for(key) else path
     elif not path.is_file():

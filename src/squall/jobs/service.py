@@ -5,6 +5,7 @@ counters and its usage events always change together."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BigInteger, Row, cast, func, insert, literal, select, update
 from sqlalchemy.orm import Session
@@ -13,9 +14,10 @@ from squall.clock import DAY_MS, hour_of
 from squall.db.base import new_id, table_of
 from squall.errors import BadRequest, JobFailure, NotFound
 from squall.jobs import announce, queue
-from squall.jobs.models import COMPLETED, FAILED, PENDING, PROCESSING, WARNING, Job
+from squall.jobs.models import COMPLETED, ENDED_WITHOUT_OUTPUT, FAILED, PENDING, PROCESSING, WARNING, Job
 from squall.jobs.options import JobOptions
 from squall.jobs.queue import ClaimedJob, fenced
+from squall.jobs.views import sanitize_error
 from squall.keys.models import ApiKey
 from squall.keys.service import AuthenticatedKey
 from squall.metering import counters, ledger
@@ -127,11 +129,15 @@ def _looks_like_id(value: str) -> bool:
 
 
 def list_jobs(
-    session: Session, key_id: str, *, status: str | None, limit: int, offset: int
+    session: Session, key_id: str, *, status: str | None, limit: int, offset: int, search: str | None = None
 ) -> tuple[list[Job], int, int]:
     """A page of jobs, newest first, with the total of all the key's jobs and the total
-    matching the filter."""
+    matching the filter. ``search`` matches part of the source URL or of the stored name (a
+    scan of the key's jobs: for people looking, not for the hot path)."""
     query = select(Job).where(Job.key_id == key_id)
+    if search:
+        found = Job.url.contains(search, autoescape=True) | Job.output_key.contains(search, autoescape=True)
+        query = query.where(found)
     c = counters.get_counters(session, key_id)  # O(1) total, however long the history
     total = c.jobs_pending + c.jobs_processing + c.jobs_completed + c.jobs_failed
     matching = total
@@ -141,13 +147,22 @@ def list_jobs(
                 f"Invalid status filter '{status}'. Allowed: {', '.join(sorted(STATUS_FILTERS))}"
             )
         query = query.where(Job.status == status.capitalize())
-        matching = session.execute(
-            select(func.count())
-            .select_from(Job)
-            .where(Job.key_id == key_id, Job.status == status.capitalize())
-        ).scalar_one()
+    if status is not None or search:
+        matching = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     rows = session.execute(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset))
     return list(rows.scalars()), total, matching
+
+
+def failure_reasons(session: Session, key_id: str, *, since: int, limit: int = 5) -> list[dict[str, Any]]:
+    """The commonest errors of the key's jobs that ended without output since ``since``."""
+    rows = session.execute(
+        select(Job.error, func.count().label("n"))
+        .where(Job.key_id == key_id, Job.finished_at >= since, Job.status.in_(ENDED_WITHOUT_OUTPUT))
+        .group_by(Job.error)
+        .order_by(func.count().desc())
+        .limit(limit)
+    )
+    return [{"error": sanitize_error(error) or "Unknown error", "count": n} for error, n in rows]
 
 
 def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
@@ -213,8 +228,14 @@ def clear_output(session: Session, key_id: str, job_id: str, *, now: int) -> lis
         raise BadRequest("Job has no file to delete")
     deleted = job.stored_keys
     stored_bytes = job.stored_bytes if job.stored_bytes is not None else job.file_size or 0
-    job.output_key = job.subtitle_key = job.thumbnail_key = None
-    session.flush()
+    # Conditional: of two concurrent deletes (a retry, retention) only one gets the row.
+    cleared = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.output_key.is_not(None))
+        .values(output_key=None, subtitle_key=None, thumbnail_key=None)
+    )
+    if cleared.rowcount != 1:  # type: ignore[attr-defined]
+        raise BadRequest("Job has no file to delete")
     counters.unstore(session, key_id, objects=len(deleted), stored_bytes=stored_bytes)
     ledger.record(
         session,

@@ -16,6 +16,7 @@ from squall.metering import ledger
 from squall.metering.counters import get_counters
 
 MAX_DAYS = 365
+MIN_YEAR, MAX_YEAR = 1970, 2999
 EXAMPLE = "2023-09-01T00:00:00.000Z"
 PRIORITIES = tuple(str(p) for p in range(11))
 
@@ -28,6 +29,9 @@ def parse_period(start: str | None, end: str | None) -> tuple[date, date]:
             f"{missing} {'is' if ' and ' not in missing else 'are'} required (ISO 8601, e.g. {EXAMPLE})"
         )
     first, last = _day(start, "startDate"), _day(end, "endDate")
+    for name, day in (("startDate", first), ("endDate", last)):
+        if not MIN_YEAR <= day.year <= MAX_YEAR:
+            raise BadRequest(f"{name} must be between the years {MIN_YEAR} and {MAX_YEAR}")
     if last < first:
         raise BadRequest(f"endDate ({last.isoformat()}) is before startDate ({first.isoformat()})")
     days = (last - first).days + 1
@@ -41,10 +45,10 @@ def parse_period(start: str | None, end: str | None) -> tuple[date, date]:
 def _day(value: str, name: str) -> date:
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise BadRequest(f"{name} '{value}' is not an ISO 8601 date or date-time (e.g. {EXAMPLE})") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC)
     return parsed.date()
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from squall.clock import now_ms
+from squall.clock import DAY_MS, now_ms
 from squall.http import DatabaseDep
 from squall.jobs import service as jobs
 from squall.jobs.views import job_page
@@ -54,10 +54,21 @@ def dashboard_jobs(
     limit: int = Query(50, ge=1, le=100),
     offset: int = Query(0, ge=0),
     status: str | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Part of the URL or stored name.")] = None,
 ) -> dict[str, Any]:
     with db.read() as session:
-        rows, _, matching = jobs.list_jobs(session, key.id, status=status, limit=limit, offset=offset)
+        rows, _, matching = jobs.list_jobs(
+            session, key.id, status=status, limit=limit, offset=offset, search=q
+        )
         return job_page(rows, total=matching, limit=limit, offset=offset)  # total matches the filter
+
+
+@router.get(
+    "/dashboard/failures", response_model=None, summary="The commonest failure reasons of the last 7 days"
+)
+def dashboard_failures(key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
+    with db.read() as session:
+        return {"reasons": jobs.failure_reasons(session, key.id, since=now_ms() - 7 * DAY_MS)}
 
 
 StartDate = Annotated[str | None, Query(alias="startDate", description="First day, ISO 8601 (inclusive).")]
@@ -81,7 +92,7 @@ def usage_network(key: CurrentKey, db: DatabaseDep, start: StartDate = None, end
 )
 def usage_storage(key: CurrentKey, db: DatabaseDep, start: StartDate = None, end: EndDate = None) -> Response:
     first, last = ranges.parse_period(start, end)
-    with db.read() as session:
+    with db.snapshot() as session:  # counters and rollups seen at one instant
         return _json(ranges.storage(session, key.id, first, last))
 
 

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("occurred_at", sa.BigInteger(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("first_attempt_at", sa.BigInteger(), nullable=True),
         sa.Column("next_attempt_at", sa.BigInteger(), nullable=False),
         sa.Column("lease_expires_at", sa.BigInteger(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
