@@ -21,6 +21,7 @@ from squall.clock import now_ms
 from squall.db import Database
 from squall.errors import JobFailure, SquallError
 from squall.jobs import announce, idempotency, queue
+from squall.jobs import queries as job_queries
 from squall.jobs import service as jobs
 from squall.jobs.options import JobOptions
 from squall.jobs.queue import ClaimedJob
@@ -170,7 +171,7 @@ class Worker:
         Each is forgotten and deleted in one transaction, as ``DELETE /jobs/{id}/file`` does."""
         deleted = 0
         with self.db.read() as session:
-            due = jobs.past_retention(session, now=now_ms())
+            due = job_queries.past_retention(session, now=now_ms())
         for key_id, job_id in due:
             try:
                 with self.db.write() as session:

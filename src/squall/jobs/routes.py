@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from squall.clock import now_ms
 from squall.http import DatabaseDep, SettingsDep, StorageDep
-from squall.jobs import intake, service
+from squall.jobs import intake, queries, service
 from squall.jobs.intake import BulkRequest
 from squall.jobs.options import JobOptions
 from squall.jobs.views import job_detail, job_links, job_page
@@ -96,7 +96,7 @@ def list_jobs(
     status: str | None = None,
 ) -> dict[str, Any]:
     with db.read() as session:
-        jobs, total, _ = service.list_jobs(session, key.id, status=status, limit=limit, offset=offset)
+        jobs, total, _ = queries.list_jobs(session, key.id, status=status, limit=limit, offset=offset)
         return job_page(jobs, total=total, limit=limit, offset=offset)  # total ignores the filter
 
 

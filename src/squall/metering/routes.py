@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from squall.clock import DAY_MS, now_ms
 from squall.http import DatabaseDep
-from squall.jobs import service as jobs
+from squall.jobs import queries as job_queries
 from squall.jobs.views import job_page
 from squall.keys.auth import CurrentKey
 from squall.keys.service import AuthenticatedKey
@@ -57,7 +57,7 @@ def dashboard_jobs(
     q: Annotated[str | None, Query(max_length=200, description="Part of the URL or stored name.")] = None,
 ) -> dict[str, Any]:
     with db.read() as session:
-        rows, _, matching = jobs.list_jobs(
+        rows, _, matching = job_queries.list_jobs(
             session, key.id, status=status, limit=limit, offset=offset, search=q
         )
         return job_page(rows, total=matching, limit=limit, offset=offset)  # total matches the filter
@@ -68,7 +68,7 @@ def dashboard_jobs(
 )
 def dashboard_failures(key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
     with db.read() as session:
-        return {"reasons": jobs.failure_reasons(session, key.id, since=now_ms() - 7 * DAY_MS)}
+        return {"reasons": job_queries.failure_reasons(session, key.id, since=now_ms() - 7 * DAY_MS)}
 
 
 StartDate = Annotated[str | None, Query(alias="startDate", description="First day, ISO 8601 (inclusive).")]
