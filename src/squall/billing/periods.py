@@ -56,22 +56,22 @@ class Periods:
         error = None
         if _stale(row, subscription_id, now):
             error = self.refresh(key.id, subscription_id)
-            with self.db.read() as session:
-                row = session.get(BillingPeriod, key.id)
         elif row is not None and row.error and (row.error_at or 0) > (row.fetched_at or 0):
             error = row.error
-        known = row is not None and row.subscription_id == subscription_id and row.period_start is not None
         body: dict[str, Any] = {
             "billing_period_start": None,
             "billing_period_end": None,
             "current_period_usage_gb": None,
         }
-        if known and row is not None and row.period_start is not None and row.period_end is not None:
-            with self.db.read() as session:
-                used = uploaded_between(session, key.id, row.period_start, row.period_end)
+        with self.db.read() as session:
+            row = session.get(BillingPeriod, key.id)  # as the refresh (if any) left it
+            known = row is not None and row.subscription_id == subscription_id
+            start, end = (row.period_start, row.period_end) if row is not None else (None, None)
+            used = uploaded_between(session, key.id, start, end) if known and start and end else 0
+        if known and start is not None and end is not None:
             body = {
-                "billing_period_start": iso(row.period_start),
-                "billing_period_end": iso(row.period_end),
+                "billing_period_start": iso(start),
+                "billing_period_end": iso(end),
                 "current_period_usage_gb": used / GB,
                 "current_period_usage_bytes": used,
             }

@@ -6,6 +6,7 @@ sent in the last minutes; run it once a period has settled for a verdict that co
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -46,7 +47,7 @@ def period_bounds(subscription: Subscription, which: str) -> tuple[int, int]:
     if which == "previous":
         step = relativedelta(**{STEP.get(subscription.interval, "months"): subscription.interval_count})
         end = start
-        start = int((_datetime(start) - step).timestamp() * 1000)
+        start = int((datetime.fromtimestamp(start / 1000, tz=UTC) - step).timestamp() * 1000)
     return start - start % MINUTE_MS, end - end % MINUTE_MS
 
 
@@ -116,9 +117,3 @@ def as_json(balances: list[Balance]) -> list[dict[str, Any]]:
 
 def failed(balances: list[Balance]) -> bool:
     return any(b.drift or b.error for b in balances)
-
-
-def _datetime(ms: int) -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)

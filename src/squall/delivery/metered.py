@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import anyio
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 
@@ -42,11 +42,6 @@ class Metered(Response):
                 await anyio.to_thread.run_sync(self.on_done, sent)
                 if self.cleanup is not None:
                     self.cleanup.unlink(missing_ok=True)
-
-
-def file_response(path: Path, *, filename: str, headers: dict[str, str]) -> FileResponse:
-    """The file with Range (206, multi-range, 416), HEAD and Content-Disposition."""
-    return FileResponse(path, filename=filename, headers=headers)
 
 
 def content_disposition(filename: str) -> str:

@@ -11,12 +11,12 @@ from email.utils import formatdate
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 
 from squall.clock import now_ms
 from squall.db import Database
 from squall.delivery.cache import DeliveryCache
-from squall.delivery.metered import Metered, content_disposition, file_response
+from squall.delivery.metered import Metered, content_disposition
 from squall.errors import NotFound, Unauthorized
 from squall.http import DatabaseDep, SettingsDep, StorageDep
 from squall.jobs.models import COMPLETED, Job
@@ -84,7 +84,7 @@ def get_file(
             cleanup = None if path == cache.path_for(key) else path
     elif not path.is_file():
         raise NotFound("File not found")
-    inner = file_response(path, filename=name, headers=headers)
+    inner = FileResponse(path, filename=name, headers=headers)  # ranges, multi-range, 416, HEAD
     return Metered(inner, lambda sent: _meter(db, key_id, job_id, sent=sent, hit=hit), cleanup=cleanup)
 
 

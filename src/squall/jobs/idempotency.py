@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,8 +25,13 @@ MAX_KEY_LENGTH = 255
 KEEP_MS = DAY_MS  # answers are kept at least a day
 
 
-def request_hash(path: str, body: dict[str, Any]) -> str:
-    return hashlib.sha256(f"{path}\n{json.dumps(body, sort_keys=True)}".encode()).hexdigest()
+def request_hash(path: str, body: BaseModel, idempotency_key: str | None) -> str:
+    """What identifies the request behind a key; nothing is computed without a key (admission
+    is the hot path)."""
+    if idempotency_key is None:
+        return ""
+    dumped = json.dumps(body.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(f"{path}\n{dumped}".encode()).hexdigest()
 
 
 def earlier_answer(

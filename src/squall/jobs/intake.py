@@ -66,7 +66,7 @@ def submit(
     options: JobOptions, key: AuthenticatedKey, db: Database, settings: Settings, idempotency_key: str | None
 ) -> tuple[dict[str, Any], bool]:
     check_options(options, settings)
-    fingerprint = idempotency.request_hash("/jobs", options.model_dump(mode="json"))
+    fingerprint = idempotency.request_hash("/jobs", options, idempotency_key)
     earlier = idempotency.earlier_answer(db, key.id, idempotency_key, fingerprint)
     if earlier is not None:
         return earlier, True
@@ -151,7 +151,7 @@ def submit_bulk(
         except BadRequest as refused:
             raise BadRequest(f"jobs[{n}]: {refused.message}") from None
         episodes.append(Episode(url=item.url, filename=options.filename))
-    fingerprint = idempotency.request_hash("/jobs/bulk", request.model_dump(mode="json"))
+    fingerprint = idempotency.request_hash("/jobs/bulk", request, idempotency_key)
     earlier = idempotency.earlier_answer(db, key.id, idempotency_key, fingerprint)
     if earlier is not None:
         return earlier, True

@@ -175,10 +175,9 @@ class WebhookSender:
         # was made for another host name (its certificate was checked for that name).
         client = self.unpooled if "sni_hostname" in request.extensions else self.client
         try:  # streamed and closed unread: a receiver's body is never loaded
-            with client.stream(request.method, request.url, headers=request.headers,
-                               content=claimed.payload.encode(), extensions=request.extensions) as response:  # fmt: skip
-                code = response.status_code
-                retry_after = response.headers.get("retry-after")
+            response = client.send(request, stream=True)
+            response.close()
+            code, retry_after = response.status_code, response.headers.get("retry-after")
         except httpx.TimeoutException:
             return self.retry(claimed, None, f"No answer within {self.settings.webhook_timeout_seconds:g} s")
         except httpx.HTTPError as exc:
