@@ -49,9 +49,10 @@ from bench._common import (
 from squall.clock import now_ms
 from squall.db import Database
 from squall.db.base import new_id
-from squall.db.models import Job  # every model, so the foreign keys resolve
+from squall.models import Job  # every model, so the foreign keys resolve
 from squall.storage.s3 import S3Storage
 from squall.storage.signing import signed_url
+from squall.subscriptions import wire
 
 BUCKET = "squall-bench"
 RANGE_BYTES = 256 * 1024
@@ -119,7 +120,7 @@ def stored_job(env: BenchEnv, storage: S3Storage, source: Path) -> tuple[str, st
     created = json.loads(squall_cli(env, "keys", "create", "--name", "bench", "--json"))
     storage.put(source, "bench/movie.mp4", overwrite=True)
     job_id, now = new_id(), now_ms()
-    db = Database(env.database_url)
+    db = wire(Database(env.database_url))
     with db.write() as session:
         session.add(Job(id=job_id, key_id=created["id"], url="http://example.com/movie.mp4", options={},
                         priority=5, status="Completed", step="Finished", attempt=1, max_attempts=1,

@@ -35,6 +35,7 @@ from bench.usage_reads import EVENT_COLUMNS, _conninfo, _copy, _insert_sql, pref
 from squall.db import Database
 from squall.metering import ledger
 from squall.metering.models import DailyRollup, KeyCounters
+from squall.subscriptions import wire
 
 DAY_MS = 86_400_000
 HISTORY_DAYS = 730
@@ -146,7 +147,7 @@ def main() -> int:
     with bench_env(args.db) as env:
         squall_cli(env, "db", "upgrade")
         created = json.loads(squall_cli(env, "keys", "create", "--name", "bench", "--json"))
-        db = Database(env.database_url)
+        db = wire(Database(env.database_url))
         seed(db, created["id"], args.events, int(time.time() * 1000))
         db.dispose()
         verdict = squall_cli(env, "usage", "verify").strip().splitlines()[0]

@@ -48,6 +48,7 @@ from squall.db.migrate import upgrade
 from squall.keys.service import create_key
 from squall.metering import ledger
 from squall.metering.models import DailyRollup, KeyCounters
+from squall.subscriptions import wire
 
 DAY_MS = 86_400_000
 HISTORY_DAYS = 400
@@ -344,7 +345,7 @@ def main() -> int:
 def prepare(env: BenchEnv, sizes: dict[str, int]) -> dict[str, str]:
     """Migrate the scratch database, create one key per size and seed its history."""
     upgrade(env.database_url)
-    db = Database(env.database_url)
+    db = wire(Database(env.database_url))
     rng = random.Random(42)
     now = int(time.time() * 1000)
     keys: dict[str, str] = {}

@@ -57,9 +57,11 @@ from squall.db import Database
 from squall.jobs import queue
 from squall.jobs import service as jobs
 from squall.jobs.options import JobOptions
+from squall.keys.secrets import new_webhook_secret as new_secret
 from squall.keys.service import AuthenticatedKey
 from squall.pipeline.spec import PipelineResult
-from squall.webhooks.signing import new_secret, signature_header
+from squall.subscriptions import wire
+from squall.webhooks.signing import signature_header
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -225,7 +227,7 @@ class Measured:
 def measure_squall(env: BenchEnv, base: str, count: int, senders: int) -> Measured:
     squall_cli(env, "db", "upgrade")
     created = json.loads(squall_cli(env, "keys", "create", "--name", "bench", "--json"))
-    db = Database(env.database_url)
+    db = wire(Database(env.database_url))
     key = AuthenticatedKey(id=created["id"], client_name="bench", key_type="unlimited", max_resolution=None,
                            max_duration_seconds=None, max_filesize_bytes=None, stripe_subscription_id=None)  # fmt: skip
     measured = Measured()

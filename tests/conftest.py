@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -21,16 +20,14 @@ from sqlalchemy.engine import make_url
 from squall.app import create_app
 from squall.db import Database
 from squall.db.migrate import upgrade
-from squall.db.models import Base
-from squall.keys.service import KeyLimits, create_key
 from squall.settings import Settings
 from squall.storage.local import LocalStorage
+from squall.subscriptions import wire
 from squall.worker import Worker
+from tests.support.helpers import TEST_SECRET, KeyFactory, wipe
 from tests.support.media import make_library
 from tests.support.receiver import WebhookReceiver
 from tests.support.server import MediaServer
-
-TEST_SECRET = "test-secret-key"
 
 
 def pytest_report_header() -> str:
@@ -62,19 +59,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def shared_db(database_url: str) -> Iterator[Database]:
-    db = Database(database_url)
+    db = wire(Database(database_url))  # key counters, webhooks, batches: as app and worker have them
     yield db
     db.dispose()
-
-
-def wipe(db: Database) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with db.write() as session:
-        if db.is_sqlite:
-            for table in tables:
-                session.execute(text(f"DELETE FROM {table}"))
-        else:
-            session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
 
 
 @pytest.fixture
@@ -118,19 +105,6 @@ def worker(settings: Settings, db: Database, storage: LocalStorage) -> Worker:
     return Worker(settings, db=db, storage=storage)
 
 
-class KeyFactory:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def __call__(self, name: str = "client", key_type: str | None = None, **limits: int) -> tuple[str, str]:
-        """Create a key; returns (secret, key id)."""
-        with self.db.write() as session:
-            new = create_key(
-                session, pepper=TEST_SECRET, name=name, key_type=key_type, limits=KeyLimits(**limits)
-            )
-        return new.api_key, new.id
-
-
 @pytest.fixture
 def make_key(db: Database) -> KeyFactory:
     return KeyFactory(db)
@@ -154,14 +128,6 @@ def media(media_dir: Path) -> Iterator[MediaServer]:
         yield server
 
 
-def drain(worker: Worker, limit: int = 50) -> int:
-    """Run queued jobs in this process until the queue is empty; returns how many ran."""
-    ran = 0
-    while ran < limit and worker.run_once():
-        ran += 1
-    return ran
-
-
 @pytest.fixture
 def live_server(settings: Settings, db: Database, storage: LocalStorage) -> Iterator[str]:
     """The app under a real uvicorn server on a free port (for concurrent HTTP clients)."""
@@ -179,28 +145,6 @@ def live_server(settings: Settings, db: Database, storage: LocalStorage) -> Iter
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    """Environment for `python -m squall ...` subprocesses sharing the test database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SQUALL_")}
-    env.update(
-        {
-            "SQUALL_DATA_DIR": str(settings.data_dir),
-            "SQUALL_DATABASE_URL": settings.resolved_database_url,
-            "SQUALL_SECRET_KEY": TEST_SECRET,
-            "SQUALL_ALLOW_PRIVATE_URLS": "true",
-            "SQUALL_LEASE_SECONDS": str(settings.lease_seconds),
-            "SQUALL_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
-            "SQUALL_RETRY_BACKOFF_SECONDS": "0",
-            "SQUALL_POLL_SECONDS": "0.05",
-            "SQUALL_DEFAULT_RESERVATION_MB": str(settings.default_reservation_mb),
-        }
-    )
-    return env
-
-
-PYTHON = sys.executable
 
 
 @pytest.fixture

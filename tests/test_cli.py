@@ -15,7 +15,7 @@ from sqlalchemy import text
 from squall.db import Database
 from squall.settings import Settings
 from squall.worker import Worker
-from tests.conftest import PYTHON, drain, worker_env
+from tests.support.helpers import PYTHON, drain, worker_env
 from tests.support.server import MediaServer
 
 

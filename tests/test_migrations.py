@@ -10,12 +10,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
+from squall.audit.usage import verify
 from squall.db import Database
 from squall.db.migrate import upgrade
-from squall.db.models import Base
 from squall.metering import ranges
 from squall.metering.counters import get_counters
-from squall.metering.verify import verify
+from squall.models import Base
 
 # An expression index (priority DESC): Alembic cannot read one back to compare it.
 NOT_COMPARABLE = {"ix_jobs_queue"}

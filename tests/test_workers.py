@@ -13,14 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from squall.audit.usage import verify
 from squall.db import Database
 from squall.jobs.models import Job
 from squall.metering.counters import get_counters
 from squall.metering.models import UsageEvent
-from squall.metering.verify import verify
 from squall.settings import Settings
 from squall.webhooks.outbox import latest_for_job
-from tests.conftest import PYTHON, KeyFactory, worker_env
+from tests.support.helpers import PYTHON, KeyFactory, worker_env
 from tests.support.receiver import WebhookReceiver
 from tests.support.server import MediaServer
 

@@ -8,7 +8,10 @@ from squall.settings import Settings
 
 
 def open_database(settings: Settings) -> Database:
-    return Database(settings.resolved_database_url)
+    """The database, with the domain events' subscribers wired (a key's counters, …)."""
+    from squall.subscriptions import wire
+
+    return wire(Database(settings.resolved_database_url))
 
 
 def ensure_first_key(settings: Settings, *, host: str, port: int) -> None:

@@ -183,15 +183,17 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
     """List keys (never the secrets)."""
     from squall.bootstrap import open_database
     from squall.keys.service import list_keys
+    from squall.metering.counters import storage_limits
 
     with open_database(get_settings()).read() as session:
+        limits = storage_limits(session)
         rows = [
             {
                 "id": key.id,
                 "client_name": key.client_name,
                 "type": key.key_type,
                 "prefix": key.key_prefix,
-                "storage_limit_gb": None if limit is None else limit / GB,
+                "storage_limit_gb": None if (limit := limits.get(key.id)) is None else limit / GB,
                 "max_resolution": key.max_resolution,
                 "max_duration_seconds": key.max_duration_seconds,
                 "max_filesize_bytes": key.max_filesize_bytes,
@@ -199,7 +201,7 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
                 "created_at": key.created_at,
                 "revoked": key.revoked_at is not None,
             }
-            for key, limit in list_keys(session)
+            for key in list_keys(session)
         ]
     if as_json:
         typer.echo(json.dumps(rows))
@@ -235,7 +237,7 @@ def keys_update(
     ],
 ) -> None:
     """Change a key's Stripe subscription (its cached billing period is fetched anew)."""
-    from squall.billing.models import BillingPeriod
+    from squall.billing.periods import forget
     from squall.bootstrap import open_database
     from squall.errors import SquallError
     from squall.keys.service import link_subscription
@@ -243,9 +245,7 @@ def keys_update(
     try:
         with open_database(get_settings()).write() as session:
             link_subscription(session, key_id, stripe_subscription)
-            period = session.get(BillingPeriod, key_id)
-            if period is not None:
-                session.delete(period)
+            forget(session, key_id)
     except SquallError as exc:
         raise _fail(exc.message) from None
     typer.echo(f"key {key_id} is billed through {stripe_subscription}")
@@ -273,8 +273,8 @@ def usage_verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Recompute counters and rollups from the ledger; exit 1 on drift."""
+    from squall.audit.usage import verify
     from squall.bootstrap import open_database
-    from squall.metering.verify import verify
 
     with open_database(get_settings()).snapshot() as session:  # counters and ledger seen at one instant
         report = verify(session)
@@ -291,8 +291,8 @@ def storage_reconcile(
 ) -> None:
     """Compare what the books say is stored with a listing of the storage; exit 1 on drift.
     Reports only: nothing is deleted or re-counted."""
+    from squall.audit.storage import reconcile
     from squall.bootstrap import open_database
-    from squall.metering.reconcile import reconcile
     from squall.storage.factory import make_storage
 
     settings = get_settings()
@@ -308,8 +308,8 @@ def billing_reconcile(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Compare what Stripe's meter holds with the ledger for each stripe key; exit 1 on drift."""
+    from squall.billing.reconcile import add_books, as_text, ask_stripe, failed, stripe_keys
     from squall.billing.reconcile import as_json as balances_json
-    from squall.billing.reconcile import as_text, failed, reconcile
     from squall.billing.stripe_api import BillingUnavailable, StripeApi
     from squall.bootstrap import open_database
 
@@ -318,8 +318,13 @@ def billing_reconcile(
         raise _fail("--period must be current or previous")
     if not settings.stripe_api_key:
         raise _fail("SQUALL_STRIPE_API_KEY is not set")
+    db = open_database(settings)
     try:
-        balances = reconcile(open_database(settings), StripeApi(settings), period)
+        with db.read() as session:
+            keys = stripe_keys(session)
+        balances, pending = ask_stripe(StripeApi(settings), keys, period)  # Stripe first, then the books
+        with db.snapshot() as session:
+            balances += add_books(session, pending)
     except BillingUnavailable as exc:
         raise _fail(exc.message) from None
     typer.echo(json.dumps(balances_json(balances)) if as_json else as_text(balances))

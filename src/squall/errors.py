@@ -1,14 +1,16 @@
-"""The one error hierarchy: every error a client can see is a ``SquallError``."""
+"""The one error hierarchy. Every expected error is a ``SquallError`` that says, in words a
+person understands, what went wrong; none of them knows about HTTP. The API maps each kind
+to a status once (``squall/api/errors.py``); the worker and the CLI read the message."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from squall.units import GB
+
 
 class SquallError(Exception):
-    """Base of every expected error; ``status_code`` and ``body()`` are what a client sees."""
-
-    status_code = 500
+    """Base of every expected error; ``body()`` is what a client sees."""
 
     def __init__(self, message: str, /, **extra: Any) -> None:
         super().__init__(message)
@@ -19,39 +21,58 @@ class SquallError(Exception):
         return {"error": self.message, **self.extra}
 
 
-class BadRequest(SquallError):
-    status_code = 400
+class InvalidInput(SquallError):
+    """The request (or a command's arguments) cannot be carried out as given."""
 
 
-class Unauthorized(SquallError):
-    status_code = 401
+class NotAuthenticated(SquallError):
+    """No credential, or one that is unknown, revoked or expired."""
 
 
 class NotFound(SquallError):
-    status_code = 404
+    """The thing does not exist, or belongs to another key (which is the same to a client)."""
 
 
 class Conflict(SquallError):
-    status_code = 409
+    """The request collides with an earlier one (an Idempotency-Key reused, say)."""
+
+
+class UrlRefused(InvalidInput):
+    """A source or webhook URL the SSRF guard does not let through."""
+
+
+class HostNotFound(UrlRefused):
+    """The URL's host did not resolve (possibly only for now): not a verdict of the policy."""
 
 
 class QuotaExceeded(SquallError):
-    """403 with the Tornado body: numbers are strings with two decimals."""
-
-    status_code = 403
+    """The Tornado body: numbers are strings with two decimals."""
 
     def __init__(self, limit_bytes: int, used_bytes: int) -> None:
-        from squall.units import GB as gb
-
-        limit_gb = f"{limit_bytes / gb:.2f}"
-        used_gb = f"{used_bytes / gb:.2f}"
-        limit_text = f"{limit_bytes / gb:g}"
+        limit_gb = f"{limit_bytes / GB:.2f}"
+        used_gb = f"{used_bytes / GB:.2f}"
         super().__init__(
             "Storage quota exceeded",
             limit_gb=limit_gb,
             used_gb=used_gb,
-            message=f"This API key has a {limit_text} GB limit and has used {used_gb} GB",
+            message=f"This API key has a {limit_bytes / GB:g} GB limit and has used {used_gb} GB",
         )
+
+
+class Unavailable(SquallError):
+    """A service Squall depends on (a bucket, Stripe) failed or could not be reached."""
+
+
+class StorageError(Unavailable):
+    """The storage backend failed."""
+
+
+class BillingUnavailable(Unavailable):
+    """Stripe failed or could not be reached."""
+
+
+class TimedOut(SquallError):
+    """Work done for a request (reading a URL's metadata, say) took longer than allowed."""
 
 
 class JobFailure(SquallError):
@@ -66,7 +87,3 @@ class JobFailure(SquallError):
     @property
     def error_type(self) -> str:
         return "error" if self.outcome == "Failed" else "warning"
-
-
-class StorageError(SquallError):
-    status_code = 502

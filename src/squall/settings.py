@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
@@ -11,7 +12,6 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from squall.pipeline.urlguard import UrlPolicy
 from squall.units import MB
 
 
@@ -68,7 +68,11 @@ class Settings(BaseSettings):
     @field_validator("allowed_private_networks")
     @classmethod
     def _networks_parse(cls, value: str) -> str:
-        UrlPolicy.parse(allow_private=False, networks=value)
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"'{entry}' is not a network such as 10.0.0.0/8 or 10.1.2.3/32") from None
         return value
 
     @field_validator("webhook_retry_seconds")
@@ -84,10 +88,6 @@ class Settings(BaseSettings):
     @property
     def webhook_retry_schedule(self) -> list[float]:
         return [float(part) for part in self.webhook_retry_seconds.split(",")]
-
-    @property
-    def url_policy(self) -> UrlPolicy:
-        return UrlPolicy.parse(allow_private=self.allow_private_urls, networks=self.allowed_private_networks)
 
     @property
     def resolved_database_url(self) -> str:

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from squall.errors import BadRequest
+from squall.errors import InvalidInput
 
 
 def _field(loc: Sequence[Any]) -> str:
@@ -46,4 +46,4 @@ def validated(model: type[M], data: dict[str, Any], *, where: str = "") -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         message = describe_validation_error(exc.errors())
-        raise BadRequest(f"{where}: {message}" if where else message) from None
+        raise InvalidInput(f"{where}: {message}" if where else message) from None

@@ -13,29 +13,35 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 from squall.billing.reporter import MeterReporter
-from squall.clock import now_ms
+from squall.clock import SYSTEM, Clock
 from squall.db import Database
 from squall.errors import JobFailure, SquallError
-from squall.jobs import announce, idempotency, queue
+from squall.intake import idempotency
 from squall.jobs import queries as job_queries
+from squall.jobs import queue
 from squall.jobs import service as jobs
-from squall.jobs.options import JobOptions
-from squall.jobs.queue import ClaimedJob
+from squall.jobs.claimed import ClaimedJob, RunLimits, pipeline_spec
 from squall.jobs.views import object_link
 from squall.logging import get_logger
 from squall.pipeline.run import run_pipeline
-from squall.pipeline.spec import Cancelled, JobSpec
+from squall.pipeline.spec import Cancelled, JobSpec, PipelineEvents, PipelineResult
+from squall.pipeline.urlguard import url_policy
+from squall.queue import RetryPolicy
 from squall.settings import Settings
 from squall.storage.base import Storage
 from squall.storage.factory import make_storage
+from squall.subscriptions import wire
 from squall.webhooks.sender import WebhookSender
 
 log = get_logger("squall.worker")
 CANCEL_CHECK_SECONDS = 1.0
+# What runs a claimed job: the real pipeline, or a stand-in in tests of the queue logic.
+Pipeline = Callable[[JobSpec, Path, Storage, PipelineEvents], PipelineResult]
 # Housekeeping: stored Idempotency-Key answers older than a day, outputs past retention.
 PRUNE_EVERY_SECONDS = 600.0
 
@@ -50,9 +56,7 @@ class JobRun:
 
     def step(self, name: str) -> None:
         with self.worker.db.write() as session:
-            if queue.set_step(session, self.job, name):
-                announce.step_reached(session, self.job, name, now=now_ms())
-            else:
+            if not jobs.reach_step(session, self.job, name, now=self.worker.clock.now_ms()):
                 self.lost.set()
         if self.cancelled():
             raise Cancelled()
@@ -78,7 +82,7 @@ class JobRun:
                 if time.monotonic() - last_beat >= settings.heartbeat_seconds:
                     with self.worker.db.write() as session:
                         alive = queue.heartbeat(
-                            session, self.job, now=now_ms(), lease_ms=self.worker.lease_ms
+                            session, self.job, now=self.worker.clock.now_ms(), lease_ms=self.worker.lease_ms
                         )
                     last_beat = time.monotonic()
                 else:
@@ -95,18 +99,29 @@ class JobRun:
 
 class Worker:
     def __init__(
-        self, settings: Settings, db: Database | None = None, storage: Storage | None = None
+        self,
+        settings: Settings,
+        db: Database | None = None,
+        storage: Storage | None = None,
+        *,
+        clock: Clock = SYSTEM,
+        pipeline: Pipeline = run_pipeline,
     ) -> None:
         self.settings = settings
-        self.db = db or Database(settings.resolved_database_url)
+        self.db = wire(db or Database(settings.resolved_database_url))
         self.storage = storage or make_storage(settings)
+        self.clock = clock
+        self.pipeline = pipeline
+        self.retry_policy = RetryPolicy.exponential(settings.retry_backoff_seconds * 1000)
+        self.run_limits = RunLimits(url_policy(settings), settings.socket_timeout_seconds,
+                                    settings.download_timeout_seconds)  # fmt: skip
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
         self.lease_ms = int(settings.lease_seconds * 1000)
         self._last_reap = 0.0
         self._last_prune = 0.0
         self.parent_pid: int | None = None
-        self.webhooks = WebhookSender(self.db, settings, owner=self.worker_id)
+        self.webhooks = WebhookSender(self.db, settings, owner=self.worker_id, clock=clock)
 
     # -- loop -------------------------------------------------------------------------
     def run(self, concurrency: int = 1) -> None:
@@ -114,7 +129,7 @@ class Worker:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         threads = [threading.Thread(target=self._loop, name=f"worker-{i}") for i in range(concurrency)]
         if settings.stripe_api_key:  # stripe keys' uploads go to Stripe's meter from here
-            reporter = MeterReporter(self.db, settings)
+            reporter = MeterReporter(self.db, settings, clock=self.clock)
             threading.Thread(
                 target=reporter.run, args=(self.stopping,), name="meter-reporter", daemon=True
             ).start()
@@ -163,7 +178,7 @@ class Worker:
         if time.monotonic() - self._last_prune >= PRUNE_EVERY_SECONDS:
             self._last_prune = time.monotonic()
             with self.db.write() as session:
-                idempotency.prune(session, now=now_ms())
+                idempotency.prune(session, now=self.clock.now_ms())
             self.apply_retention()
 
     def apply_retention(self) -> int:
@@ -171,11 +186,11 @@ class Worker:
         Each is forgotten and deleted in one transaction, as ``DELETE /jobs/{id}/file`` does."""
         deleted = 0
         with self.db.read() as session:
-            due = job_queries.past_retention(session, now=now_ms())
+            due = job_queries.past_retention(session, now=self.clock.now_ms())
         for key_id, job_id in due:
             try:
                 with self.db.write() as session:
-                    for key in jobs.clear_output(session, key_id, job_id, now=now_ms()):
+                    for key in jobs.clear_output(session, key_id, job_id, now=self.clock.now_ms()):
                         self.storage.delete(key)
                 deleted += 1
             except SquallError as exc:  # deleted meanwhile, or the storage failed: next round
@@ -186,15 +201,14 @@ class Worker:
 
     def reap(self) -> int:
         with self.db.write() as session:
-            return jobs.reap_expired(session, now=now_ms())
-
-    def backoff_ms(self, attempt: int) -> int:
-        return int(self.settings.retry_backoff_seconds * 1000 * 2 ** (attempt - 1))
+            return jobs.reap_expired(session, now=self.clock.now_ms())
 
     def run_once(self) -> bool:
         """Claim and run one job; False when the queue had nothing ready."""
         with self.db.write() as session:
-            job = queue.claim(session, worker_id=self.worker_id, now=now_ms(), lease_ms=self.lease_ms)
+            job = queue.claim(
+                session, worker_id=self.worker_id, now=self.clock.now_ms(), lease_ms=self.lease_ms
+            )
         if job is None:
             return False
         self.process(job)
@@ -208,11 +222,13 @@ class Worker:
         log.info("job started", job_id=job.id, attempt=job.attempt)
         try:  # everything after the claim is inside: `finally` must stop the heartbeat
             threading.Thread(target=run.heartbeat_until, args=(done,), daemon=True).start()
+            if job.options_problem:
+                raise JobFailure(job.options_problem)
             workdir.mkdir(parents=True, exist_ok=True)
-            result = run_pipeline(self.spec_for(job), workdir, self.storage, run)
+            result = self.pipeline(pipeline_spec(job, self.run_limits), workdir, self.storage, run)
             link = self.webhook_download_url(job, result.output_key)
             with self.db.write() as session:
-                ok = jobs.complete_job(session, job, result, now=now_ms(), download_url=link)
+                ok = jobs.complete_job(session, job, result, now=self.clock.now_ms(), download_url=link)
             if not ok:
                 self.discard_if_ended(job, result.stored_keys)
             log.info(
@@ -223,7 +239,7 @@ class Worker:
         except Cancelled:
             if not run.lost.is_set():  # shutting down: hand the job back now, not after the lease
                 with self.db.write() as session:
-                    queue.requeue(session, job.id, job.key_id, job.attempt, run_after=now_ms())
+                    queue.requeue(session, job.id, job.key_id, job.attempt, run_after=self.clock.now_ms())
             log.info("job stopped", job_id=job.id, lease_lost=run.lost.is_set())
         except JobFailure as failure:
             self.record_failure(job, failure)
@@ -235,11 +251,11 @@ class Worker:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def webhook_download_url(self, job: ClaimedJob, key: str) -> str | None:
-        if not job.options.get("webhook_url"):
+        if job.hook is None:
             return None
         settings = self.settings
         return object_link(job.id, key, public_url=settings.public_url,
-                           secret=settings.resolved_secret_key(), now_s=now_ms() // 1000)  # fmt: skip
+                           secret=settings.resolved_secret_key(), now_s=self.clock.now_ms() // 1000)  # fmt: skip
 
     def discard_if_ended(self, job: ClaimedJob, keys: list[str]) -> None:
         """A run whose job was cancelled while it uploaded leaves an object nobody will ever
@@ -253,39 +269,12 @@ class Worker:
 
     def record_failure(self, job: ClaimedJob, failure: JobFailure) -> None:
         retry_at = None
-        if failure.retryable and job.attempt < job.max_attempts:
-            retry_at = now_ms() + self.backoff_ms(job.attempt)
+        delay = self.retry_policy.delay_ms(job.attempt, max_attempts=job.max_attempts)
+        if failure.retryable and delay is not None:
+            retry_at = self.clock.now_ms() + delay
         with self.db.write() as session:
-            jobs.fail_job(session, job, failure, now=now_ms(), retry_at=retry_at)
+            jobs.fail_job(session, job, failure, now=self.clock.now_ms(), retry_at=retry_at)
         log.info("job failed", job_id=job.id, error=failure.message, retry_at=retry_at)
-
-    def spec_for(self, job: ClaimedJob) -> JobSpec:
-        options = JobOptions.model_validate({"url": job.url, **job.options})
-        caps = [c for c in (job.max_resolution, options.resolution_cap) if c]  # the key's and the request's
-        return JobSpec(
-            job_id=job.id,
-            url=job.url,
-            container=options.resolved_format,
-            video_codec=options.video_codec,
-            audio_codec=options.audio_codec,
-            audio_bitrate=options.audio_bitrate,
-            video_quality=options.video_quality,
-            quality_preset=options.quality_preset,
-            audio_only=options.audio_only,
-            subtitles=options.download_subtitles,
-            thumbnail=options.download_thumbnail,
-            clip_start=options.clip_start_seconds,
-            clip_end=options.clip_end_seconds,
-            max_output_seconds=options.max_duration,
-            filename=options.filename,
-            folder=options.folder,
-            max_resolution=min(caps) if caps else None,
-            max_duration_seconds=job.max_duration_seconds,
-            max_filesize_bytes=job.max_filesize_bytes,
-            url_policy=self.settings.url_policy,
-            socket_timeout=self.settings.socket_timeout_seconds,
-            timeout_seconds=self.settings.download_timeout_seconds,
-        )
 
     def stop(self, *_: object) -> None:
         self.stopping.set()

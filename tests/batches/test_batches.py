@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from squall.worker import Worker
-from tests.conftest import KeyFactory, drain
+from tests.support.helpers import KeyFactory, drain
 from tests.support.server import MediaServer
 
 

@@ -18,12 +18,15 @@ from sqlalchemy import select
 
 from squall.app import create_app
 from squall.billing.models import MeterReport
+from squall.billing.refresher import PeriodRefresher
 from squall.billing.reporter import MeterReporter
+from squall.billing.stripe_api import StripeApi
+from squall.clock import ManualClock
 from squall.db import Database
 from squall.settings import Settings
 from squall.storage.local import LocalStorage
 from squall.worker import Worker
-from tests.conftest import PYTHON, KeyFactory, drain, worker_env
+from tests.support.helpers import PYTHON, KeyFactory, drain, worker_env
 from tests.support.server import MediaServer
 from tests.support.stripe_standin import StripeStandIn, signed_event
 
@@ -64,7 +67,15 @@ def stripe_key(make_key: KeyFactory, stripe_server: StripeStandIn, sub: str = "s
     return new.api_key, new.id
 
 
+def refresh_periods(client: TestClient) -> None:
+    """What a worker's billing thread does every few seconds, in this thread, on the API's clock."""
+    state = client.app.state  # type: ignore[attr-defined]
+    if state.settings.stripe_api_key:
+        PeriodRefresher(state.db, StripeApi(state.settings), state.clock).refresh_due()
+
+
 def usage(client: TestClient, key: str) -> dict[str, Any]:
+    refresh_periods(client)
     response = client.get("/usage", headers={"x-api-key": key})
     assert response.status_code == 200, response.text
     return dict(response.json())
@@ -125,7 +136,7 @@ def test_a_rollover_starts_the_period_usage_again(
     assert usage(billed, key)["current_period_usage_bytes"] == second
     # Without a webhook, an ended period is fetched again when /usage is asked after its end.
     stripe_server.subscribe("sub_1", "cus_1", now + 30 * DAY_S, now + 60 * DAY_S)
-    monkeypatch.setattr("squall.billing.periods.now_ms", lambda: (now + 31 * DAY_S) * 1000)
+    billed.app.state.clock = ManualClock((now + 31 * DAY_S) * 1000)  # type: ignore[attr-defined]
     assert usage(billed, key)["billing_period_start"] == iso(now + 30 * DAY_S)
 
 
@@ -135,7 +146,7 @@ def test_stripe_down_gives_a_billing_error_and_the_last_known_period(
     start, end = int(time.time()) - DAY_S, int(time.time()) + DAY_S
     key, _ = stripe_key(make_key, stripe_server, start=start, end=end)
     usage(billed, key)  # the period is now known
-    monkeypatch.setattr("squall.billing.periods.now_ms", lambda: (end + 60) * 1000)  # and has ended
+    billed.app.state.clock = ManualClock((end + 60) * 1000)  # type: ignore[attr-defined]  # and has ended
     stripe_server.hang = True  # Stripe takes requests and never answers
     down = usage(billed, key)  # answered although Stripe never did
     assert down["billing_error"] == "Stripe could not be reached; billing figures may be out of date"

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from squall.clock import now_ms
+from squall.clock import ManualClock, now_ms
 from squall.db import Database
 from squall.db.base import new_id
 from squall.delivery.cache import DeliveryCache
@@ -24,7 +24,7 @@ from squall.settings import Settings
 from squall.storage.local import LocalStorage
 from squall.storage.signing import signed_url
 from squall.worker import Worker
-from tests.conftest import TEST_SECRET, KeyFactory, drain
+from tests.support.helpers import TEST_SECRET, KeyFactory, drain
 from tests.support.server import MediaServer
 
 
@@ -163,7 +163,7 @@ def test_retention_deletes_old_outputs_and_meters_the_delete(
     ).json()["job_id"]
     drain(worker)
     assert worker.apply_retention() == 0  # not a day old yet
-    monkeypatch.setattr("squall.worker.now_ms", lambda: now_ms() + 2 * 86_400_000)
+    worker.clock = ManualClock(now_ms() + 2 * 86_400_000)  # the worker's clock only
     assert worker.apply_retention() == 1
     job = client.get(f"/jobs/{job_id}", headers={"x-api-key": key}).json()
     assert job["s3_key"] is None and not (settings.storage_dir / "tiny.mp4").exists()
@@ -177,7 +177,7 @@ def test_retention_deletes_old_outputs_and_meters_the_delete(
 def run_reconcile(settings: Settings) -> tuple[int, str]:
     import subprocess
 
-    from tests.conftest import PYTHON, worker_env
+    from tests.support.helpers import PYTHON, worker_env
 
     done = subprocess.run([PYTHON, "-m", "squall", "storage", "reconcile"], env=worker_env(settings),
                           capture_output=True, text=True, timeout=60)  # fmt: skip

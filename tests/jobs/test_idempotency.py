@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from tests.conftest import KeyFactory
+from tests.support.helpers import KeyFactory
 from tests.support.server import MediaServer
 
 

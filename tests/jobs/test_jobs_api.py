@@ -7,7 +7,7 @@ from squall.app import create_app
 from squall.db import Database
 from squall.settings import Settings
 from squall.storage.local import LocalStorage
-from tests.conftest import KeyFactory
+from tests.support.helpers import KeyFactory
 
 URL = "http://127.0.0.1:9/video.mp4"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from squall.audit.usage import verify
 from squall.clock import now_ms
 from squall.db import Database
 from squall.errors import JobFailure
@@ -15,9 +16,8 @@ from squall.jobs.options import JobOptions
 from squall.keys.service import AuthenticatedKey, authenticate
 from squall.metering.counters import get_counters
 from squall.metering.models import UsageEvent
-from squall.metering.verify import verify
 from squall.pipeline.spec import PipelineResult
-from tests.conftest import TEST_SECRET, KeyFactory
+from tests.support.helpers import TEST_SECRET, KeyFactory
 
 LEASE = 1000
 MB = 1024 * 1024

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from squall.db import Database
 from squall.keys.models import ApiKey
 from squall.keys.service import revoke_key
-from tests.conftest import KeyFactory
+from tests.support.helpers import KeyFactory
 
 
 def test_missing_key_is_401_with_tornado_body(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from squall.audit.usage import verify
 from squall.clock import DAY_MS, HOUR_MS
 from squall.db import Database
 from squall.jobs import queue
@@ -9,9 +10,8 @@ from squall.jobs import service as jobs
 from squall.jobs.options import JobOptions
 from squall.keys.service import authenticate
 from squall.metering.service import average_processing_ms, daily_stats, dashboard_stats
-from squall.metering.verify import verify
 from squall.pipeline.spec import PipelineResult
-from tests.conftest import TEST_SECRET, KeyFactory
+from tests.support.helpers import TEST_SECRET, KeyFactory
 
 NOW = 1_800_000_000_000 + 30 * 60_000  # half past an hour
 

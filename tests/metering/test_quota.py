@@ -14,7 +14,7 @@ from squall.metering.counters import get_counters
 from squall.metering.models import KeyCounters
 from squall.settings import Settings
 from squall.worker import Worker
-from tests.conftest import KeyFactory, drain
+from tests.support.helpers import KeyFactory, drain
 from tests.support.server import MediaServer
 
 GB = 1024**3
@@ -129,7 +129,7 @@ def test_usage_fields_by_key_type(client: TestClient, make_key: KeyFactory) -> N
 
 def test_stripe_key_reports_that_billing_is_not_configured(client: TestClient, db: Database) -> None:
     from squall.keys.service import KeyLimits, create_key
-    from tests.conftest import TEST_SECRET
+    from tests.support.helpers import TEST_SECRET
 
     with db.write() as session:
         new = create_key(

@@ -16,6 +16,7 @@ from hypothesis.stateful import (
 from hypothesis.strategies import integers, sampled_from
 from sqlalchemy import func, select
 
+from squall.audit.usage import verify
 from squall.db import Database
 from squall.errors import JobFailure, QuotaExceeded
 from squall.jobs import queue
@@ -24,9 +25,8 @@ from squall.jobs.models import ACTIVE, Job
 from squall.jobs.options import JobOptions
 from squall.keys.service import AuthenticatedKey, KeyLimits, create_key
 from squall.metering.counters import get_counters
-from squall.metering.verify import verify
 from squall.pipeline.spec import PipelineResult
-from tests.conftest import TEST_SECRET, wipe
+from tests.support.helpers import TEST_SECRET, wipe
 
 LIMIT = 100_000
 RESERVE = 20_000

@@ -10,25 +10,24 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from squall.audit.usage import verify
+from squall.clock import ManualClock
 from squall.db import Database
-from squall.metering.verify import verify
 from squall.worker import Worker
-from tests.conftest import KeyFactory, drain
+from tests.support.helpers import KeyFactory, drain
 from tests.support.server import MediaServer
 
 DAY_MS = 86_400_000
 D1 = int(datetime(2026, 3, 10, 22, 0, tzinfo=UTC).timestamp() * 1000)  # late on 10 March
 
 
-class Clock:
-    """``now_ms`` of the API and the worker, moved by the test."""
+class Clock(ManualClock):
+    """The clock of the API and of the worker, moved by the test."""
 
-    MODULES = ("squall.worker", "squall.jobs.intake", "squall.jobs.routes", "squall.delivery.routes")
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, start: int) -> None:
-        self.now = start
-        for module in self.MODULES:
-            monkeypatch.setattr(f"{module}.now_ms", lambda: self.now)
+    def __init__(self, client: TestClient, worker: Worker, start: int) -> None:
+        super().__init__(start)
+        client.app.state.clock = self  # type: ignore[attr-defined]
+        worker.clock = self
 
 
 def usage(client: TestClient, key: str, kind: str, start: str, end: str, status: int = 200) -> Any:
@@ -118,7 +117,7 @@ def test_a_delete_lowers_what_is_stored_from_its_day_on(
     monkeypatch: pytest.MonkeyPatch,
     db: Database,
 ) -> None:
-    clock = Clock(monkeypatch, D1)
+    clock = Clock(client, worker, D1)
     first = submit(client, api_key, url=media.url("media/tiny.mp4"), filename="one")
     drain(worker)  # completes on 10 March
     size = client.get(f"/jobs/{first}", headers={"x-api-key": api_key}).json()["file_size"]
@@ -147,7 +146,7 @@ def test_a_delete_lowers_what_is_stored_from_its_day_on(
 def test_transcoding_minutes_land_in_their_quality_and_priority_buckets(
     client: TestClient, api_key: str, worker: Worker, media: MediaServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    Clock(monkeypatch, D1)
+    Clock(client, worker, D1)
     ids = {
         "landscape": submit(client, api_key, url=media.url("media/landscape720.mp4"), priority=7),
         "portrait": submit(client, api_key, url=media.url("media/portrait.mp4"), priority=7),
@@ -181,7 +180,7 @@ def test_another_key_sees_none_of_it(
     client: TestClient, api_key: str, make_key: KeyFactory, worker: Worker, media: MediaServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    Clock(monkeypatch, D1)
+    Clock(client, worker, D1)
     job_id = submit(client, api_key, url=media.url("media/tiny.mp4"))
     drain(worker)
     link = client.get(f"/jobs/{job_id}", headers={"x-api-key": api_key}).json()["download_url"]

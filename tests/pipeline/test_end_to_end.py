@@ -15,7 +15,7 @@ from squall.jobs.models import Job
 from squall.pipeline.binaries import ffmpeg_path
 from squall.settings import Settings
 from squall.worker import Worker
-from tests.conftest import KeyFactory, drain
+from tests.support.helpers import KeyFactory, drain
 from tests.support.probe import probe
 from tests.support.server import MediaServer
 

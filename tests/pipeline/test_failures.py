@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from squall.worker import Worker
-from tests.conftest import drain
+from tests.support.helpers import drain
 from tests.support.server import MediaServer
 
 

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from squall.settings import Settings
 from squall.worker import Worker
-from tests.conftest import drain
+from tests.support.helpers import drain
 from tests.support.probe import Probed, probe
 from tests.support.server import MediaServer
 

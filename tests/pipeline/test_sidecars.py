@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from squall.settings import Settings
 from squall.worker import Worker
-from tests.conftest import KeyFactory, drain
+from tests.support.helpers import KeyFactory, drain
 from tests.support.media import SUBTITLES
 from tests.support.probe import probe
 from tests.support.server import MediaServer

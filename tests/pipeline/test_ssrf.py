@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from squall.settings import Settings
 from squall.worker import Worker
-from tests.conftest import drain
+from tests.support.helpers import drain
 from tests.support.server import MediaServer
 
 REFUSED = "The URL points at a private or local address, which is not allowed"

@@ -22,7 +22,7 @@ from squall.storage.factory import make_storage
 from squall.storage.s3 import S3Storage
 from squall.units import MB
 from squall.worker import Worker
-from tests.conftest import drain
+from tests.support.helpers import drain
 from tests.support.server import MediaServer
 
 CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "region": "us-east-1"}

@@ -15,7 +15,7 @@ import pytest
 
 from squall.db import Database
 from squall.worker import Worker
-from tests.conftest import KeyFactory, drain
+from tests.support.helpers import KeyFactory, drain
 from tests.support.server import MediaServer
 
 CHROMIUM = os.environ.get("SQUALL_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -95,7 +95,7 @@ def test_a_wrong_key_is_refused_and_a_right_one_signs_in_and_out(
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_have_text("That API key was not accepted. Check it and try again.")
     assert console_errors == [
-        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+        "Failed to load resource: the server responded with a status of 401 (NotAuthenticated)"
     ]
     console_errors.clear()  # the browser's own note of the refused request, expected here
     page.get_by_label("API key").fill(api_key)

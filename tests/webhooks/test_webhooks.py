@@ -15,7 +15,7 @@ from squall.settings import Settings
 from squall.webhooks.models import WebhookDelivery
 from squall.webhooks.sender import WebhookSender
 from squall.worker import Worker
-from tests.conftest import KeyFactory, drain
+from tests.support.helpers import KeyFactory, drain
 from tests.support.receiver import Received, WebhookReceiver
 from tests.support.server import MediaServer
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
@@ -7,7 +8,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from squall.db.base import Base, new_id
 
-PAUSED, PROCESSING, COMPLETED, FINISHED = "paused", "processing", "completed", "finished"
+
+class BatchStatus(StrEnum):
+    PAUSED = "paused"
+    PROCESSING = "processing"
+    COMPLETED = "completed"  # every episode completed
+    FINISHED = "finished"  # every episode ended, some without output
 
 
 class Batch(Base):

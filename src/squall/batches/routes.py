@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from squall.api.deps import ClockDep, Limit, Offset, ReadTx, WriteTx
 from squall.batches import service
 from squall.batches.service import batch_view
-from squall.clock import now_ms
-from squall.http import DatabaseDep
 from squall.keys.auth import CurrentKey
 
 router = APIRouter(tags=["batches"])
 
 
 @router.get("/batch/{batch_id}", response_model=None, summary="A batch's progress and its episode jobs")
-def get_batch(batch_id: str, key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
-    with db.read() as session:
-        batch = service.get_batch(session, key.id, batch_id)
-        return batch_view(batch, service.episode_job_ids(session, batch.id))
+def get_batch(batch_id: str, key: CurrentKey, tx: ReadTx) -> dict[str, Any]:
+    batch = service.get_batch(tx.session, key.id, batch_id)
+    return batch_view(batch, service.episode_job_ids(tx.session, batch.id))
 
 
 class Rename(BaseModel):
@@ -35,25 +33,17 @@ class RenameRequest(BaseModel):
 
 
 @router.patch("/batch/{batch_id}/jobs", response_model=None, summary="Rename the episodes of a paused batch")
-def rename_jobs(batch_id: str, body: RenameRequest, key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
+def rename_jobs(batch_id: str, body: RenameRequest, key: CurrentKey, tx: WriteTx) -> dict[str, Any]:
     pairs = [(item.job_id, item.filename) for item in body.renames]
-    with db.write() as session:
-        return service.rename_jobs(session, key.id, batch_id, pairs)
+    return service.rename_jobs(tx.session, key.id, batch_id, pairs)
 
 
 @router.post("/batch/{batch_id}/start", response_model=None, summary="Queue the episodes of a paused batch")
-def start_batch(batch_id: str, key: CurrentKey, db: DatabaseDep) -> dict[str, Any]:
-    with db.write() as session:
-        return service.start_batch(session, key.id, batch_id, now=now_ms())
+def start_batch(batch_id: str, key: CurrentKey, tx: WriteTx, clock: ClockDep) -> dict[str, Any]:
+    return service.start_batch(tx.session, key.id, batch_id, now=clock.now_ms())
 
 
 @router.get("/dashboard/batches", response_model=None, summary="The key's batches, newest first")
-def dashboard_batches(
-    key: CurrentKey,
-    db: DatabaseDep,
-    limit: int = Query(50, ge=1, le=100),
-    offset: int = Query(0, ge=0),
-) -> dict[str, Any]:
-    with db.read() as session:
-        batches, total = service.list_batches(session, key.id, limit=limit, offset=offset)
-        return {"batches": [batch_view(b) for b in batches], "total": total, "limit": limit, "offset": offset}
+def dashboard_batches(key: CurrentKey, tx: ReadTx, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
+    batches, total = service.list_batches(tx.session, key.id, limit=limit, offset=offset)
+    return {"batches": [batch_view(b) for b in batches], "total": total, "limit": limit, "offset": offset}

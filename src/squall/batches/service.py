@@ -10,11 +10,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from squall.batches import progress
-from squall.batches.models import PAUSED, PROCESSING, Batch
+from squall.batches.models import Batch, BatchStatus
 from squall.db.base import new_id
-from squall.errors import BadRequest, NotFound
+from squall.errors import InvalidInput, NotFound
 from squall.jobs import service as jobs
-from squall.jobs.models import PENDING, Job
+from squall.jobs.models import Job, JobStatus
 from squall.jobs.options import JobOptions
 from squall.keys.service import AuthenticatedKey
 from squall.storage.naming import sanitize_filename
@@ -55,7 +55,7 @@ def create_batch(
         folder=options.folder,
         webhook_url=options.webhook_url,
         options=shared,
-        status=PAUSED if options.paused else PROCESSING,
+        status=BatchStatus.PAUSED if options.paused else BatchStatus.PROCESSING,
         total_episodes=len(items),
         completed_episodes=0,
         failed_episodes=0,
@@ -114,8 +114,8 @@ def rename_jobs(
     session: Session, key_id: str, batch_id: str, renames: list[tuple[str, str]]
 ) -> dict[str, Any]:
     batch = get_batch(session, key_id, batch_id)
-    if batch.status != PAUSED:
-        raise BadRequest(NOT_PAUSED_RENAME)
+    if batch.status != BatchStatus.PAUSED:
+        raise InvalidInput(NOT_PAUSED_RENAME)
     updated, errors = 0, []
     for job_id, filename in renames:
         job = session.get(Job, job_id) if len(job_id) == 36 else None
@@ -130,7 +130,7 @@ def rename_jobs(
         # condition is re-checked under its lock), and the batch row is never locked here.
         renamed = session.execute(
             update(Job)
-            .where(Job.id == job.id, Job.status == PENDING, Job.run_after == jobs.HELD)
+            .where(Job.id == job.id, Job.status == JobStatus.PENDING, Job.run_after == jobs.HELD)
             .values(options={**job.options, "filename": clean})
         )
         if renamed.rowcount != 1:  # type: ignore[attr-defined]
@@ -142,16 +142,18 @@ def rename_jobs(
 
 def start_batch(session: Session, key_id: str, batch_id: str, *, now: int) -> dict[str, Any]:
     batch = get_batch(session, key_id, batch_id)
-    if batch.status != PAUSED:
-        raise BadRequest(f"Batch is not paused (current status: {batch.status})")
+    if batch.status != BatchStatus.PAUSED:
+        raise InvalidInput(f"Batch is not paused (current status: {batch.status})")
     # Jobs first, then the batch: the order a cancel takes its locks in (job, then batch).
     count = jobs.release_held(session, batch.id, now=now)
     started = session.execute(
-        update(Batch).where(Batch.id == batch.id, Batch.status == PAUSED).values(status=PROCESSING)
+        update(Batch)
+        .where(Batch.id == batch.id, Batch.status == BatchStatus.PAUSED)
+        .values(status=BatchStatus.PROCESSING)
     )
     if started.rowcount != 1:  # type: ignore[attr-defined]  # a concurrent start won: roll back
         session.refresh(batch)
-        raise BadRequest(f"Batch is not paused (current status: {batch.status})")
+        raise InvalidInput(f"Batch is not paused (current status: {batch.status})")
     progress.finish_if_done(session, batch.id, now=now)  # every episode may have been cancelled
     session.refresh(batch)
     return {"batch_id": batch.id, "started_jobs": count, "status": batch.status}

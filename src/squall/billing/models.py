@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from squall.db.base import Base
 
-PENDING, SENT = "pending", "sent"
+
+class ReportStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # given up (too old, or not resent after 23 h): reconciliation decides
 
 
 class BillingPeriod(Base):
@@ -37,7 +43,7 @@ class MeterReport(Base):
     key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
     value: Mapped[int] = mapped_column(BigInteger)  # bytes uploaded
     occurred_at: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    status: Mapped[str] = mapped_column(String(16), default=ReportStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     first_attempt_at: Mapped[int | None] = mapped_column(BigInteger)
     next_attempt_at: Mapped[int] = mapped_column(BigInteger)

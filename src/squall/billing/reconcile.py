@@ -11,14 +11,15 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from squall.billing.models import PENDING, MeterReport
+from squall.billing.models import MeterReport, ReportStatus
 from squall.billing.periods import iso, uploaded_between
-from squall.billing.stripe_api import BillingUnavailable, StripeApi, Subscription
-from squall.db import Database
+from squall.billing.stripe_api import StripeApi, Subscription
+from squall.clock import MINUTE_MS
+from squall.errors import BillingUnavailable
 from squall.keys.models import ApiKey
 
-MINUTE_MS = 60_000
 STEP = {"day": "days", "week": "weeks", "month": "months", "year": "years"}
 
 
@@ -51,47 +52,71 @@ def period_bounds(subscription: Subscription, which: str) -> tuple[int, int]:
     return start - start % MINUTE_MS, end - end % MINUTE_MS
 
 
-def reconcile(db: Database, api: StripeApi, which: str = "current") -> list[Balance]:
-    with db.read() as session:
-        keys = session.execute(
-            select(ApiKey.id, ApiKey.client_name, ApiKey.stripe_subscription_id).where(
-                ApiKey.key_type == "stripe", ApiKey.revoked_at.is_(None)
-            )
-        ).all()
+def stripe_keys(session: Session) -> list[tuple[str, str, str]]:
+    """(key id, client name, subscription id) of every active stripe key."""
+    rows = session.execute(
+        select(ApiKey.id, ApiKey.client_name, ApiKey.stripe_subscription_id).where(
+            ApiKey.key_type == "stripe", ApiKey.revoked_at.is_(None)
+        )
+    ).all()
+    return [(key_id, name, subscription or "") for key_id, name, subscription in rows]
+
+
+@dataclass
+class Pending:
+    """A customer whose Stripe side is known; the books are read next."""
+
+    balance: Balance
+    key_ids: list[str]
+    start: int
+    end: int
+
+
+def ask_stripe(
+    api: StripeApi, keys: list[tuple[str, str, str]], which: str = "current"
+) -> tuple[list[Balance], list[Pending]]:
+    """What Stripe's meter holds per customer. Asked first: what the ledger says afterwards
+    can only be more, not less. Returns the balances that failed and those to compare."""
     groups: dict[str, tuple[Subscription, list[tuple[str, str]]]] = {}
-    balances = []
+    failed = []
     for key_id, name, subscription_id in keys:
         try:
-            subscription = api.subscription(subscription_id or "")
+            subscription = api.subscription(subscription_id)
         except BillingUnavailable as exc:
-            balances.append(Balance(customer_id="?", keys=[name], error=exc.message))
+            failed.append(Balance(customer_id="?", keys=[name], error=exc.message))
             continue
         groups.setdefault(subscription.customer_id, (subscription, []))[1].append((key_id, name))
+    pending = []
     for customer_id, (subscription, members) in groups.items():
         balance = Balance(customer_id=customer_id, keys=[name for _, name in members])
         start, end = period_bounds(subscription, which)
         balance.period_start, balance.period_end = iso(start), iso(end)
-        try:  # Stripe first: what the ledger says meanwhile can only be more, not less
+        try:
             balance.stripe_bytes = api.metered_total(customer_id, start // 1000, end // 1000)
         except BillingUnavailable as exc:
             balance.error = exc.message
-            balances.append(balance)
+            failed.append(balance)
             continue
-        ids = [key_id for key_id, _ in members]
-        with db.snapshot() as session:
-            balance.ledger_bytes = sum(uploaded_between(session, key_id, start, end) for key_id in ids)
-            balance.unsent_bytes = int(
-                session.execute(
-                    select(func.coalesce(func.sum(MeterReport.value), 0)).where(
-                        MeterReport.key_id.in_(ids),
-                        MeterReport.status == PENDING,
-                        MeterReport.occurred_at >= start,
-                        MeterReport.occurred_at < end,
-                    )
-                ).scalar_one()
-            )
-        balances.append(balance)
-    return balances
+        pending.append(Pending(balance, [key_id for key_id, _ in members], start, end))
+    return failed, pending
+
+
+def add_books(session: Session, pending: list[Pending]) -> list[Balance]:
+    """The ledger's side of each balance, read in one snapshot."""
+    for item in pending:
+        balance, ids = item.balance, item.key_ids
+        balance.ledger_bytes = sum(uploaded_between(session, key_id, item.start, item.end) for key_id in ids)
+        balance.unsent_bytes = int(
+            session.execute(
+                select(func.coalesce(func.sum(MeterReport.value), 0)).where(
+                    MeterReport.key_id.in_(ids),
+                    MeterReport.status == ReportStatus.PENDING,
+                    MeterReport.occurred_at >= item.start,
+                    MeterReport.occurred_at < item.end,
+                )
+            ).scalar_one()
+        )
+    return [item.balance for item in pending]
 
 
 def as_text(balances: list[Balance]) -> str:

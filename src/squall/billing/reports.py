@@ -1,21 +1,32 @@
-"""The outbox of meter events: written with the upload it reports, claimed with a lease by a
-worker's reporter, marked sent once Stripe has it. A report whose claim ran out (the worker
-died mid-send) is sent again with the same identifier, which Stripe does not count twice."""
+"""The outbox of meter events: written with the upload it reports (a subscriber of
+``ObjectsStored``), claimed with a lease (``squall.queue``) by a worker's reporter, marked
+sent once Stripe has it. A report whose claim ran out (the worker died mid-send) is sent
+again with the same identifier, which Stripe does not count twice."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from squall.billing.models import PENDING, SENT, MeterReport
+from squall.billing.models import MeterReport, ReportStatus
 from squall.db.base import table_of
+from squall.jobs.events import ObjectsStored
 from squall.keys.models import ApiKey
-from squall.metering import ledger
-from squall.metering.models import UsageEvent
+from squall.queue import LeasedQueue
 
-FAILED = "failed"
+_TABLE = table_of(MeterReport)
+REPORTS = LeasedQueue(
+    table=_TABLE,
+    waiting=_TABLE.c.status == ReportStatus.PENDING,
+    held=_TABLE.c.status == ReportStatus.PENDING,
+    due_at=_TABLE.c.next_attempt_at,
+    token=_TABLE.c.attempts,
+    lease_until=_TABLE.c.lease_expires_at,
+    order_by=(_TABLE.c.next_attempt_at,),
+    expired_are_due=True,
+)
 
 
 @dataclass(frozen=True)
@@ -28,58 +39,29 @@ class ClaimedReport:
     first_attempt_at: int
 
 
-def enqueue_upload(session: Session, key_id: str, job_id: str, *, now: int) -> bool:
-    """Queue the job's upload for Stripe when its key is a stripe key; True if queued."""
+def on_objects_stored(session: Session, stored: ObjectsStored) -> None:
+    """Queue a stripe key's upload for Stripe's meter; the ledger row's id is the report's."""
+    if stored.uploaded_event_id is None or stored.stored_bytes <= 0:
+        return  # a retried completion (already reported), or nothing uploaded
     subscription = session.execute(
-        select(ApiKey.stripe_subscription_id).where(ApiKey.id == key_id, ApiKey.key_type == "stripe")
+        select(ApiKey.stripe_subscription_id).where(ApiKey.id == stored.key_id, ApiKey.key_type == "stripe")
     ).scalar_one_or_none()
     if not subscription:
-        return False
-    event = session.execute(
-        select(UsageEvent.id, UsageEvent.quantity, UsageEvent.occurred_at).where(
-            UsageEvent.dedupe_key == f"{job_id}:{ledger.BYTES_UPLOADED}:"
-        )
-    ).one_or_none()
-    if event is None or event.quantity <= 0:
-        return False
+        return
     session.execute(
-        insert(table_of(MeterReport)).values(
-            id=event.id, key_id=key_id, value=event.quantity, occurred_at=event.occurred_at,
-            status=PENDING, attempts=0, next_attempt_at=now,
+        insert(_TABLE).values(
+            id=stored.uploaded_event_id, key_id=stored.key_id, value=stored.stored_bytes,
+            occurred_at=stored.at, status=ReportStatus.PENDING, attempts=0, next_attempt_at=stored.at,
         )
     )  # fmt: skip
-    return True
 
 
 def claim(session: Session, *, now: int, lease_ms: int, limit: int) -> list[ClaimedReport]:
-    due = (
-        select(MeterReport.id)
-        .where(
-            MeterReport.status == PENDING,
-            MeterReport.next_attempt_at <= now,
-            MeterReport.lease_expires_at.is_(None) | (MeterReport.lease_expires_at < now),
-        )
-        .order_by(MeterReport.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = session.execute(
-        update(MeterReport)
-        .where(MeterReport.id.in_(due), MeterReport.status == PENDING)
-        .values(
-            attempts=MeterReport.attempts + 1,
-            lease_expires_at=now + lease_ms,
-            first_attempt_at=func.coalesce(MeterReport.first_attempt_at, now),
-        )
-        .returning(
-            MeterReport.id,
-            MeterReport.key_id,
-            MeterReport.value,
-            MeterReport.occurred_at,
-            MeterReport.attempts,
-            MeterReport.first_attempt_at,
-        )
-    ).all()
+    rows = REPORTS.claim(
+        session, now=now, lease_ms=lease_ms, limit=limit,
+        values={"first_attempt_at": func.coalesce(_TABLE.c.first_attempt_at, now)},
+        returning=(_TABLE.c.key_id, _TABLE.c.value, _TABLE.c.occurred_at, _TABLE.c.first_attempt_at),
+    )  # fmt: skip
     return [
         ClaimedReport(r.id, r.key_id, r.value, r.occurred_at, r.attempts, r.first_attempt_at or now)
         for r in rows
@@ -96,19 +78,11 @@ def record(
     retry_at: int | None = None,
 ) -> None:
     """Fenced by the claim's attempt: a report another reporter took over is left alone."""
-    values: dict[str, object] = {"lease_expires_at": None, "last_error": error}
+    values: dict[str, object] = {"last_error": error}
     if sent:
-        values.update(status=SENT, sent_at=now)
+        values.update(status=ReportStatus.SENT, sent_at=now)
     elif retry_at is None:
-        values.update(status=FAILED)
+        values.update(status=ReportStatus.FAILED)
     else:
         values.update(next_attempt_at=retry_at)
-    session.execute(
-        update(MeterReport)
-        .where(
-            MeterReport.id == report.id,
-            MeterReport.attempts == report.attempts,
-            MeterReport.status == PENDING,
-        )
-        .values(values)
-    )
+    REPORTS.record(session, report.id, report.attempts, values)

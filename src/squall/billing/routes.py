@@ -11,31 +11,25 @@ import stripe
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from squall.api.deps import WriteTx, get_app_settings
 from squall.billing.periods import mark_changed
-from squall.db import Database
-from squall.errors import BadRequest
-from squall.http import get_app_settings, get_database
+from squall.errors import InvalidInput
 
 router = APIRouter(tags=["billing"])
 
 
 @router.post("/stripe/webhook", response_model=None, summary="Stripe events (signed by Stripe)")
-async def stripe_webhook(request: Request) -> dict[str, Any]:
+async def stripe_webhook(request: Request, tx: WriteTx) -> dict[str, Any]:
     secret = get_app_settings(request).stripe_webhook_secret
     if not secret:
-        raise BadRequest("Stripe webhooks are not configured on this server")
+        raise InvalidInput("Stripe webhooks are not configured on this server")
     payload = await request.body()
     try:
         event = stripe.Webhook.construct_event(payload, request.headers.get("stripe-signature"), secret)
     except (stripe.SignatureVerificationError, ValueError):
-        raise BadRequest("Invalid Stripe signature") from None
+        raise InvalidInput("Invalid Stripe signature") from None
     if not str(event.type).startswith("customer.subscription."):
         return {"received": True, "refreshing": 0}
     subscription_id = str(event.data.object.to_dict().get("id") or "")
-    db: Database = get_database(request)
-
-    def mark() -> int:
-        with db.write() as session:
-            return mark_changed(session, subscription_id)
-
-    return {"received": True, "refreshing": await run_in_threadpool(mark)}
+    marked = await run_in_threadpool(lambda: mark_changed(tx.session, subscription_id))
+    return {"received": True, "refreshing": marked}

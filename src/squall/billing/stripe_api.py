@@ -4,17 +4,35 @@ with a message for people."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import stripe
 
-from squall.errors import SquallError
+from squall.errors import BillingUnavailable
 from squall.settings import Settings
 
+__all__ = ["BillingUnavailable", "StripeApi", "Subscription"]
 
-class BillingUnavailable(SquallError):
-    status_code = 502
+
+class _AlreadyReported(Exception):
+    """Stripe already holds a meter event with this identifier."""
+
+
+@contextmanager
+def stripe_errors() -> Iterator[None]:
+    """The one place Stripe's exceptions become Squall's: ``BillingUnavailable`` with a
+    message for people (and a repeated meter-event identifier, which is not a failure)."""
+    try:
+        yield
+    except stripe.InvalidRequestError as exc:
+        if "identifier" in str(exc.user_message or exc).lower() and "already" in str(exc).lower():
+            raise _AlreadyReported() from None
+        raise BillingUnavailable(_describe(exc)) from None
+    except stripe.StripeError as exc:
+        raise BillingUnavailable(_describe(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -39,10 +57,8 @@ class StripeApi:
         self._meter_id: str | None = None
 
     def subscription(self, subscription_id: str) -> Subscription:
-        try:
+        with stripe_errors():
             found = self.client.v1.subscriptions.retrieve(subscription_id).to_dict()
-        except stripe.StripeError as exc:
-            raise BillingUnavailable(_describe(exc)) from None
         return subscription_from(found)
 
     def report(self, identifier: str, customer_id: str, value: int, timestamp_s: int) -> None:
@@ -54,32 +70,26 @@ class StripeApi:
             "timestamp": timestamp_s,
         }
         try:
-            self.client.v1.billing.meter_events.create(params=params)
-        except stripe.InvalidRequestError as exc:
-            if "identifier" in str(exc.user_message or exc).lower() and "already" in str(exc).lower():
-                return
-            raise BillingUnavailable(_describe(exc)) from None
-        except stripe.StripeError as exc:
-            raise BillingUnavailable(_describe(exc)) from None
+            with stripe_errors():
+                self.client.v1.billing.meter_events.create(params=params)
+        except _AlreadyReported:
+            return
 
     def metered_total(self, customer_id: str, start_s: int, end_s: int) -> int:
         """What Stripe's meter holds for the customer in [start, end), minute-aligned bounds."""
-        try:
+        meter = self.meter_id()
+        with stripe_errors():
             summaries = self.client.v1.billing.meters.event_summaries.list(
-                self.meter_id(), params={"customer": customer_id, "start_time": start_s, "end_time": end_s}
+                meter, params={"customer": customer_id, "start_time": start_s, "end_time": end_s}
             )
             return int(sum(float(s.aggregated_value) for s in summaries.auto_paging_iter()))
-        except stripe.StripeError as exc:
-            raise BillingUnavailable(_describe(exc)) from None
 
     def meter_id(self) -> str:
         if self._meter_id is None:
-            try:
-                meters = self.client.v1.billing.meters.list(params={"status": "active"})
-            except stripe.StripeError as exc:
-                raise BillingUnavailable(_describe(exc)) from None
             name = self.settings.stripe_meter_event_name
-            found = [m.id for m in meters.auto_paging_iter() if m.event_name == name]
+            with stripe_errors():
+                meters = self.client.v1.billing.meters.list(params={"status": "active"})
+                found = [m.id for m in meters.auto_paging_iter() if m.event_name == name]
             if not found:
                 raise BillingUnavailable(f"Stripe has no active meter for the event name '{name}'")
             self._meter_id = found[0]

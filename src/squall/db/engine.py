@@ -21,6 +21,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from squall.events import EventBus
+
 
 def _sqlite_engine(url: str, begin: str) -> Engine:
     engine = create_engine(
@@ -89,8 +91,10 @@ class SqliteWriteLock:
 class Database:
     """One database: the source of truth and the queue."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, events: EventBus | None = None) -> None:
         self.url = url
+        # The subscribers that hear this database's write transactions' domain events.
+        self.events = events or EventBus()
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
@@ -112,9 +116,11 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write transaction, committed when the block ends without an error."""
+        """A write transaction, committed when the block ends without an error, after the
+        subscribers of the domain events recorded in it have run (in it)."""
         with self._write_lock, self._writer() as session, session.begin():
             yield session
+            self.events.dispatch(session)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -9,7 +9,9 @@ from alembic.config import Config
 
 from squall.db.engine import ensure_sqlite_dir
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+# The scripts live beside the model registry (squall/migrations): a path, not an import, so
+# the database layer stays below the domains.
+MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
 
 def alembic_config(url: str) -> Config:

@@ -1,7 +1,9 @@
 """GET/HEAD /files/{job_id}/{name}: the signed URL is the credential (no API key), so links
 can be handed to players and browsers. Every request is metered for the job's key:
 requests, body bytes sent, and hits (answered without reading the storage backend: from
-the delivery cache in front of a remote bucket, or a 304)."""
+the delivery cache in front of a remote bucket, or a 304). That usage is written once the
+response has ended (bytes actually sent are known only then), in its own transaction: the
+one write a GET makes, and it is the edge that makes it."""
 
 from __future__ import annotations
 
@@ -13,13 +15,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
-from squall.clock import now_ms
+from squall.api.deps import ClockDep, DatabaseDep, ReadTx, SettingsDep, StorageDep
+from squall.clock import Clock
 from squall.db import Database
 from squall.delivery.cache import DeliveryCache
 from squall.delivery.metered import Metered, content_disposition
-from squall.errors import NotFound, Unauthorized
-from squall.http import DatabaseDep, SettingsDep, StorageDep
-from squall.jobs.models import COMPLETED, Job
+from squall.errors import NotAuthenticated, NotFound
+from squall.jobs.models import Job, JobStatus
 from squall.metering import ledger
 from squall.metering.ledger import Usage
 from squall.storage.signing import verify
@@ -44,18 +46,20 @@ def get_file(
     expires: int,
     sig: str,
     request: Request,
+    tx: ReadTx,
     db: DatabaseDep,
     settings: SettingsDep,
     storage: StorageDep,
     cache: CacheDep,
+    clock: ClockDep,
 ) -> Response:
-    if not verify(job_id, name, expires, sig, secret=settings.resolved_secret_key(), now_s=now_ms() // 1000):
-        raise Unauthorized("This download link is invalid or has expired")
-    with db.read() as session:
-        job = session.get(Job, job_id)
-        keys = job.stored_keys if job is not None and job.status == COMPLETED else []
-        key_id = job.key_id if job is not None else ""
-        finished_at = (job.finished_at if job is not None else None) or 0
+    now_s = clock.now_ms() // 1000
+    if not verify(job_id, name, expires, sig, secret=settings.resolved_secret_key(), now_s=now_s):
+        raise NotAuthenticated("This download link is invalid or has expired")
+    job = tx.session.get(Job, job_id)
+    keys = job.stored_keys if job is not None and job.status == JobStatus.COMPLETED else []
+    key_id = job.key_id if job is not None else ""
+    finished_at = (job.finished_at if job is not None else None) or 0
     key = next((k for k in keys if k.rsplit("/", 1)[-1] == name), None)
     if key is None:
         raise NotFound("File not found")
@@ -64,7 +68,7 @@ def get_file(
     headers = {"etag": etag, "cache-control": "private, max-age=86400",
                "last-modified": formatdate(finished_at / 1000, usegmt=True)}  # not the cache file's  # fmt: skip
     if _matches(request.headers.get("if-none-match"), etag):
-        _meter(db, key_id, job_id, sent=0, hit=True)
+        _meter(db, clock, key_id, job_id, sent=0, hit=True)
         return Response(status_code=304, headers=headers)
 
     path, hit, cleanup = storage.local_path(key), False, None
@@ -77,7 +81,7 @@ def get_file(
             if size is None:
                 raise NotFound("File not found")
             if request.method == "HEAD":  # the headers need the size, not the bytes
-                _meter(db, key_id, job_id, sent=0, hit=False)
+                _meter(db, clock, key_id, job_id, sent=0, hit=False)
                 return Response(headers={**headers, "content-length": str(size), "accept-ranges": "bytes",
                                          "content-disposition": content_disposition(name)})  # fmt: skip
             path, _ = cache.fill(key, size, lambda target: storage.fetch(key, target))
@@ -85,7 +89,7 @@ def get_file(
     elif not path.is_file():
         raise NotFound("File not found")
     inner = FileResponse(path, filename=name, headers=headers)  # ranges, multi-range, 416, HEAD
-    return Metered(inner, lambda sent: _meter(db, key_id, job_id, sent=sent, hit=hit), cleanup=cleanup)
+    return Metered(inner, lambda sent: _meter(db, clock, key_id, job_id, sent=sent, hit=hit), cleanup=cleanup)
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -95,13 +99,13 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _meter(db: Database, key_id: str, job_id: str, *, sent: int, hit: bool) -> None:
+def _meter(db: Database, clock: Clock, key_id: str, job_id: str, *, sent: int, hit: bool) -> None:
     with db.write() as session:
         ledger.record(
             session,
             key_id=key_id,
             job_id=job_id,
-            at_ms=now_ms(),
+            at_ms=clock.now_ms(),
             events=[
                 Usage(ledger.DELIVERY_REQUESTS, 1),
                 *([Usage(ledger.DELIVERY_BYTES, sent)] if sent else []),

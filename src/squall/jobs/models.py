@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, text
@@ -7,29 +8,28 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from squall.db.base import Base, new_id
 
-PENDING, PROCESSING, COMPLETED, FAILED, WARNING, SKIPPED = (
-    "Pending",
-    "Processing",
-    "Completed",
-    "Failed",
-    "Warning",
-    "Skipped",
-)
-ENDED_WITHOUT_OUTPUT = (FAILED, WARNING, SKIPPED)
-ACTIVE = (PENDING, PROCESSING)
+
+class JobStatus(StrEnum):
+    """A job's status, as the Tornado API spells it."""
+
+    PENDING = "Pending"
+    PROCESSING = "Processing"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    WARNING = "Warning"  # a content issue: private, unavailable, geo-blocked
+    SKIPPED = "Skipped"  # nothing processable, e.g. no media stream
 
 
-class IdempotentRequest(Base):
-    """The first answer to a request sent with an ``Idempotency-Key``, replayed for retries of
-    the same request; written in the same transaction as the jobs it created."""
+class JobStep(StrEnum):
+    QUEUED = "Queued"
+    DOWNLOADING = "Downloading"
+    MUXING = "Muxing"
+    UPLOADING = "Uploading"
+    FINISHED = "Finished"
 
-    __tablename__ = "idempotent_requests"
 
-    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    request_hash: Mapped[str] = mapped_column(String(64))
-    response: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[int] = mapped_column(BigInteger, index=True)  # pruned by age
+ENDED_WITHOUT_OUTPUT = (JobStatus.FAILED, JobStatus.WARNING, JobStatus.SKIPPED)
+ACTIVE = (JobStatus.PENDING, JobStatus.PROCESSING)
 
 
 class Job(Base):
@@ -43,8 +43,8 @@ class Job(Base):
     url: Mapped[str] = mapped_column(Text)
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
     priority: Mapped[int] = mapped_column(Integer, default=5)
-    status: Mapped[str] = mapped_column(String(16), default=PENDING)
-    step: Mapped[str] = mapped_column(String(16), default="Queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING)
+    step: Mapped[str] = mapped_column(String(16), default=JobStep.QUEUED)
     error: Mapped[str | None] = mapped_column(Text)
     error_type: Mapped[str | None] = mapped_column(String(16))
     retry_of: Mapped[str | None] = mapped_column(String(36))

@@ -9,11 +9,11 @@ from sqlalchemy import BigInteger, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from squall.clock import DAY_MS
-from squall.errors import BadRequest
-from squall.jobs.models import COMPLETED, ENDED_WITHOUT_OUTPUT, Job
-from squall.jobs.views import sanitize_error
+from squall.errors import InvalidInput
+from squall.jobs.models import ENDED_WITHOUT_OUTPUT, Job, JobStatus
 from squall.keys.models import ApiKey
 from squall.metering import counters
+from squall.pipeline.failures import scrub_tool_names
 
 STATUS_FILTERS = {"pending", "processing", "completed", "failed", "warning", "skipped"}
 
@@ -33,7 +33,7 @@ def list_jobs(
     matching = total
     if status is not None:
         if status not in STATUS_FILTERS:
-            raise BadRequest(
+            raise InvalidInput(
                 f"Invalid status filter '{status}'. Allowed: {', '.join(sorted(STATUS_FILTERS))}"
             )
         query = query.where(Job.status == status.capitalize())
@@ -52,7 +52,7 @@ def failure_reasons(session: Session, key_id: str, *, since: int, limit: int = 5
         .order_by(func.count().desc())
         .limit(limit)
     )
-    return [{"error": sanitize_error(error) or "Unknown error", "count": n} for error, n in rows]
+    return [{"error": scrub_tool_names(error) if error else "Unknown error", "count": n} for error, n in rows]
 
 
 def past_retention(session: Session, *, now: int, limit: int = 100) -> list[tuple[str, str]]:
@@ -62,7 +62,7 @@ def past_retention(session: Session, *, now: int, limit: int = 100) -> list[tupl
         .join(ApiKey, ApiKey.id == Job.key_id)
         .where(
             ApiKey.retention_days.is_not(None),
-            Job.status == COMPLETED,
+            Job.status == JobStatus.COMPLETED,
             Job.output_key.is_not(None),
             # BIGINT throughout: days in ms overflow PostgreSQL's INTEGER.
             Job.finished_at < literal(now, BigInteger) - cast(ApiKey.retention_days, BigInteger) * DAY_MS,

@@ -1,100 +1,91 @@
-"""The job queue on the database: claim with a lease, heartbeat, reap.
-
-PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` so workers never wait on each other;
-SQLite runs the same statement inside ``BEGIN IMMEDIATE``, which serialises writers anyway
-(SQLAlchemy renders no FOR UPDATE there). ``attempt`` is the fencing token: every later write
-by a worker names it, so a worker whose lease ran out changes nothing."""
+"""The jobs table as a leased queue (``squall.queue.LeasedQueue``): claim with a lease,
+heartbeat, requeue, and find the leases that ran out. ``attempt`` is the fencing token."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from squall.jobs.models import PENDING, PROCESSING, Job
+from squall.db.base import table_of
+from squall.jobs.claimed import ClaimedJob
+from squall.jobs.models import Job, JobStatus, JobStep
+from squall.jobs.options import JobOptions
 from squall.keys.models import ApiKey
+from squall.keys.service import KeyLimits
 from squall.metering import counters
+from squall.queue import LeasedQueue
+from squall.validation import describe_validation_error
 
+__all__ = ["JOBS", "ClaimedJob", "claim", "expired_leases", "fenced", "heartbeat", "requeue", "set_step"]
 
-@dataclass(frozen=True)
-class ClaimedJob:
-    id: str
-    key_id: str
-    attempt: int
-    max_attempts: int
-    url: str
-    options: dict[str, Any]
-    priority: int
-    reserved_bytes: int
-    created_at: int
-    max_resolution: int | None
-    max_duration_seconds: int | None
-    max_filesize_bytes: int | None
+_JOBS = table_of(Job)
+JOBS = LeasedQueue(
+    table=_JOBS,
+    waiting=_JOBS.c.status == JobStatus.PENDING,
+    held=_JOBS.c.status == JobStatus.PROCESSING,
+    due_at=_JOBS.c.run_after,
+    token=_JOBS.c.attempt,
+    lease_until=_JOBS.c.lease_expires_at,
+    owner=_JOBS.c.lease_owner,
+    order_by=(_JOBS.c.priority.desc(), _JOBS.c.created_at),
+    on_claim={"status": JobStatus.PROCESSING, "step": JobStep.DOWNLOADING},
+)
 
 
 def fenced(job_id: str, attempt: int) -> Any:
     """The WHERE clause of every write a worker makes after claiming a job."""
-    return (Job.id == job_id) & (Job.attempt == attempt) & (Job.status == PROCESSING)
+    return JOBS.fenced(job_id, attempt)
 
 
 def claim(session: Session, *, worker_id: str, now: int, lease_ms: int) -> ClaimedJob | None:
-    candidate = (
-        select(Job.id)
-        .where(Job.status == PENDING, Job.run_after <= now)
-        .order_by(Job.priority.desc(), Job.created_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    row = session.execute(
-        update(Job)
-        .where(Job.id == candidate, Job.status == PENDING)
-        .values(
-            status=PROCESSING,
-            step="Downloading",
-            attempt=Job.attempt + 1,
-            lease_owner=worker_id,
-            lease_expires_at=now + lease_ms,
-            started_at=now,
-        )
-        .returning(Job.id, Job.key_id, Job.attempt)
-    ).first()
-    if row is None:
+    """Lease the next due job, counted as processing, with its options parsed once and its
+    key's limits."""
+    claimed = JOBS.claim(
+        session, now=now, lease_ms=lease_ms, owner=worker_id, values={"started_at": now},
+        returning=(_JOBS.c.key_id,),
+    )  # fmt: skip
+    if not claimed:
         return None
-    counters.move_job(session, row.key_id, from_status=PENDING, to_status=PROCESSING)
+    row = claimed[0]  # (id, attempt, key_id)
+    counters.move_job(session, row.key_id, from_status=JobStatus.PENDING, to_status=JobStatus.PROCESSING)
     job, key = session.execute(
         select(Job, ApiKey).join(ApiKey, ApiKey.id == Job.key_id).where(Job.id == row.id)
     ).one()
+    try:
+        options, problem = JobOptions.model_validate({**job.options, "url": job.url}), None
+    except ValidationError as exc:  # stored under an older model: the run fails with this
+        options = JobOptions.model_construct(url=job.url)
+        problem = f"The job's stored options are no longer valid: {describe_validation_error(exc.errors())}"
     return ClaimedJob(
         id=job.id,
         key_id=job.key_id,
         attempt=row.attempt,
         max_attempts=job.max_attempts,
-        url=job.url,
-        options=dict(job.options),
+        options=options,
         priority=job.priority,
         reserved_bytes=job.reserved_bytes,
         created_at=job.created_at,
-        max_resolution=key.max_resolution,
-        max_duration_seconds=key.max_duration_seconds,
-        max_filesize_bytes=key.max_filesize_bytes,
+        batch_id=job.batch_id,
+        limits=KeyLimits(
+            max_resolution=key.max_resolution,
+            max_duration_seconds=key.max_duration_seconds,
+            max_filesize_bytes=key.max_filesize_bytes,
+        ),
+        options_problem=problem,
     )
 
 
 def heartbeat(session: Session, job: ClaimedJob, *, now: int, lease_ms: int) -> bool:
     """Renew the lease; False means the job is no longer ours (reaped or cancelled)."""
-    result = session.execute(
-        update(Job).where(fenced(job.id, job.attempt)).values(lease_expires_at=now + lease_ms)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return JOBS.renew(session, job.id, job.attempt, now=now, lease_ms=lease_ms)
 
 
 def still_owned(session: Session, job: ClaimedJob) -> bool:
-    """A read-only check, cheap enough to run every second: has the job been cancelled or
-    reaped out from under this attempt?"""
-    return session.execute(select(Job.id).where(fenced(job.id, job.attempt))).first() is not None
+    """Has the job been cancelled or reaped out from under this attempt? (A read.)"""
+    return JOBS.still_held(session, job.id, job.attempt)
 
 
 def set_step(session: Session, job: ClaimedJob, step: str) -> bool:
@@ -102,18 +93,9 @@ def set_step(session: Session, job: ClaimedJob, step: str) -> bool:
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
 
-def expired_leases(session: Session, *, now: int, limit: int = 100) -> list[Job]:
-    """Processing jobs whose lease ran out, locked for the reaper (skipping any a worker or
-    another reaper holds right now)."""
-    return list(
-        session.execute(
-            select(Job)
-            .where(Job.status == PROCESSING, Job.lease_expires_at < now)
-            .order_by(Job.lease_expires_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).scalars()
-    )
+def expired_leases(session: Session, *, now: int, limit: int = 100) -> list[Any]:
+    """Processing jobs whose lease ran out, locked for the reaper."""
+    return list(JOBS.expired(session, now=now, limit=limit))
 
 
 def requeue(
@@ -121,11 +103,8 @@ def requeue(
 ) -> bool:
     """Put a processing job back in the queue, keeping its reservation for the next attempt.
     ``error`` records why the last attempt did not finish."""
-    values = {"status": PENDING, "step": "Queued", "run_after": run_after, "lease_owner": None}
-    result = session.execute(
-        update(Job).where(fenced(job_id, attempt)).values(**values, lease_expires_at=None, error=error)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    values = {"status": JobStatus.PENDING, "step": JobStep.QUEUED, "run_after": run_after, "error": error}
+    if not JOBS.record(session, job_id, attempt, values):
         return False
-    counters.move_job(session, key_id, from_status=PROCESSING, to_status=PENDING)
+    counters.move_job(session, key_id, from_status=JobStatus.PROCESSING, to_status=JobStatus.PENDING)
     return True

@@ -1,21 +1,25 @@
 """Job lifecycle. Every function takes a session and never commits: the request, worker
 step or CLI command that opened the session commits, so a job's state, its reservation, its
-counters and its usage events always change together."""
+counters, its usage events and the domain events it records always change together."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from squall.clock import hour_of
 from squall.db.base import new_id, table_of
-from squall.errors import BadRequest, JobFailure, NotFound
-from squall.jobs import announce, queue
-from squall.jobs.models import COMPLETED, FAILED, PENDING, PROCESSING, WARNING, Job
+from squall.errors import InvalidInput, JobFailure, NotFound
+from squall.events import record
+from squall.jobs import queue
+from squall.jobs.claimed import ClaimedJob
+from squall.jobs.events import Hook, JobEnded, ObjectsDeleted, ObjectsStored, Output, StepReached
+from squall.jobs.models import Job, JobStatus, JobStep
 from squall.jobs.options import JobOptions
-from squall.jobs.queue import ClaimedJob, fenced
+from squall.jobs.queue import fenced
 from squall.keys.service import AuthenticatedKey
 from squall.metering import counters, ledger
 from squall.metering.ledger import Usage
@@ -23,7 +27,7 @@ from squall.pipeline.spec import PipelineResult
 from squall.validation import validated
 
 CANCELLED_MESSAGE = "Job cancelled by user"
-
+NOT_CANCELLABLE = "Job cannot be cancelled (not in queue or already processing)"
 
 _INSERT_JOB = insert(table_of(Job))  # built once: admission is the hot path
 
@@ -76,8 +80,8 @@ def create_jobs(
             url=options.url,
             options=options.model_dump(mode="json", exclude_defaults=True),
             priority=options.priority,
-            status=PENDING,
-            step="Queued",
+            status=JobStatus.PENDING,
+            step=JobStep.QUEUED,
             attempt=0,
             max_attempts=admission.max_attempts,
             run_after=HELD if held else now,
@@ -91,14 +95,8 @@ def create_jobs(
     ]
     session.connection().execute(_INSERT_JOB, rows)
     for job_id in ids:
-        ledger.record(
-            session,
-            key_id=key.id,
-            job_id=job_id,
-            at_ms=now,
-            events=[Usage(ledger.JOBS_CREATED, 1)],
-            dedupe_prefix=job_id,
-        )
+        ledger.record(session, key_id=key.id, job_id=job_id, at_ms=now,
+                      events=[Usage(ledger.JOBS_CREATED, 1)], dedupe_prefix=job_id)  # fmt: skip
     counters.admit_jobs(session, key.id, len(ids), admission.reservation_bytes * len(ids))
     return ids
 
@@ -107,7 +105,7 @@ def release_held(session: Session, batch_id: str, *, now: int) -> int:
     """Make a paused batch's waiting jobs due now; returns how many."""
     result = session.execute(
         update(Job)
-        .where(Job.batch_id == batch_id, Job.status == PENDING, Job.run_after == HELD)
+        .where(Job.batch_id == batch_id, Job.status == JobStatus.PENDING, Job.run_after == HELD)
         .values(run_after=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -124,26 +122,53 @@ def _looks_like_id(value: str) -> bool:
     return len(value) == 36 and value.count("-") == 4
 
 
+@dataclass(frozen=True)
+class _Ending:
+    """What a job that ends without output is known by (from its row or its claim)."""
+
+    id: str
+    key_id: str
+    attempt: int
+    reserved: int
+    url: str
+    batch_id: str | None
+    options: dict[str, Any]
+
+
+def _ending_of(job: Job, reserved: int, attempt: int) -> _Ending:
+    return _Ending(job.id, job.key_id, attempt, reserved, job.url, job.batch_id, job.options)
+
+
 def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
     """Cancel a waiting or running job. A running job's worker sees within about a second
     that its attempt no longer owns the job, stops its downloader and FFmpeg, and any late
     write it tries is fenced off; the reservation is released here, at once."""
     job = get_job(session, key_id, job_id)
-    if job.status == PROCESSING:
-        return _cancel_running(session, job, now=now)
+    if job.status == JobStatus.PROCESSING:
+        owned = session.execute(
+            select(Job.reserved_bytes, Job.attempt)
+            .where(Job.id == job.id, Job.status == JobStatus.PROCESSING)
+            .with_for_update()
+        ).first()
+        if owned is None:  # it finished meanwhile
+            raise InvalidInput(NOT_CANCELLABLE)
+        ending = _ending_of(job, owned.reserved_bytes, owned.attempt)
+        end_without_output(session, ending, JobFailure(CANCELLED_MESSAGE), now=now)
+        session.refresh(job)
+        return job
     # Lock the row while it is still Pending and read what it holds under that lock: a worker
     # may claim, grow and requeue it between an unlocked read and the update.
     reserved = session.execute(
-        select(Job.reserved_bytes).where(Job.id == job.id, Job.status == PENDING).with_for_update()
+        select(Job.reserved_bytes).where(Job.id == job.id, Job.status == JobStatus.PENDING).with_for_update()
     ).scalar_one_or_none()
     if reserved is None:
-        raise BadRequest("Job cannot be cancelled (not in queue or already processing)")
+        raise InvalidInput(NOT_CANCELLABLE)
     result = session.execute(
         update(Job)
-        .where(Job.id == job.id, Job.status == PENDING)
+        .where(Job.id == job.id, Job.status == JobStatus.PENDING)
         .values(
-            status=FAILED,
-            step="Finished",
+            status=JobStatus.FAILED,
+            step=JobStep.FINISHED,
             error=CANCELLED_MESSAGE,
             error_type="error",
             finished_at=now,
@@ -151,31 +176,19 @@ def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
         )
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise BadRequest("Job cannot be cancelled (not in queue or already processing)")
-    counters.move_job(session, key_id, from_status=PENDING, to_status=FAILED, release_bytes=reserved)
-    _record_failed(session, key_id, job.id, now)
-    announce.job_ended(session, job.id, now=now)
-    session.refresh(job)
-    return job
-
-
-def _cancel_running(session: Session, job: Job, *, now: int) -> Job:
-    owned = session.execute(
-        select(Job.reserved_bytes, Job.attempt)
-        .where(Job.id == job.id, Job.status == PROCESSING)
-        .with_for_update()
-    ).first()
-    if owned is None:  # it finished meanwhile
-        raise BadRequest("Job cannot be cancelled (not in queue or already processing)")
-    failure = JobFailure(CANCELLED_MESSAGE)
-    end_without_output(session, job.id, job.key_id, owned.attempt, owned.reserved_bytes, failure, now=now)
+        raise InvalidInput(NOT_CANCELLABLE)
+    counters.move_job(
+        session, key_id, from_status=JobStatus.PENDING, to_status=JobStatus.FAILED, release_bytes=reserved
+    )
+    _ended_without_output(session, _ending_of(job, reserved, job.attempt), JobStatus.FAILED,
+                          CANCELLED_MESSAGE, now=now)  # fmt: skip
     session.refresh(job)
     return job
 
 
 def has_ended(session: Session, job_id: str) -> bool:
     status = session.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
-    return status is not None and status not in (PENDING, PROCESSING)
+    return status is not None and status not in (JobStatus.PENDING, JobStatus.PROCESSING)
 
 
 def clear_output(session: Session, key_id: str, job_id: str, *, now: int) -> list[str]:
@@ -183,8 +196,8 @@ def clear_output(session: Session, key_id: str, job_id: str, *, now: int) -> lis
     stored (objects, bytes) goes down; cumulative storage (``used_bytes``) does not: it
     counts bytes ever stored."""
     job = get_job(session, key_id, job_id)
-    if job.status != COMPLETED or not job.output_key:
-        raise BadRequest("Job has no file to delete")
+    if job.status != JobStatus.COMPLETED or not job.output_key:
+        raise InvalidInput("Job has no file to delete")
     deleted = job.stored_keys
     stored_bytes = job.stored_bytes if job.stored_bytes is not None else job.file_size or 0
     # Conditional: of two concurrent deletes (a retry, retention) only one gets the row.
@@ -194,16 +207,13 @@ def clear_output(session: Session, key_id: str, job_id: str, *, now: int) -> lis
         .values(output_key=None, subtitle_key=None, thumbnail_key=None)
     )
     if cleared.rowcount != 1:  # type: ignore[attr-defined]
-        raise BadRequest("Job has no file to delete")
+        raise InvalidInput("Job has no file to delete")
     counters.unstore(session, key_id, objects=len(deleted), stored_bytes=stored_bytes)
     ledger.record(
-        session,
-        key_id=key_id,
-        job_id=job.id,
-        at_ms=now,
+        session, key_id=key_id, job_id=job.id, at_ms=now, dedupe_prefix=f"{job.id}:deleted",
         events=[Usage(ledger.STORED_OBJECTS, -len(deleted)), Usage(ledger.STORED_BYTES, -stored_bytes)],
-        dedupe_prefix=f"{job.id}:deleted",
-    )
+    )  # fmt: skip
+    record(session, ObjectsDeleted(job.id, key_id, tuple(deleted), stored_bytes, at=now))
     return deleted
 
 
@@ -217,48 +227,44 @@ def _transcoding(done: PipelineResult, priority: int) -> list[Usage]:
     return [*by_quality, Usage(ledger.TRANSCODE_MS_BY_PRIORITY, ms, str(priority))]
 
 
+def reach_step(session: Session, claimed: ClaimedJob, step: str, *, now: int) -> bool:
+    """Move a running job to ``step`` (fenced); False when the lease is lost."""
+    if not queue.set_step(session, claimed, step):
+        return False
+    record(session, StepReached(claimed.id, claimed.key_id, claimed.url, step, at=now, hook=claimed.hook))
+    return True
+
+
 def complete_job(
     session: Session, claimed: ClaimedJob, done: PipelineResult, *, now: int, download_url: str | None = None
 ) -> bool:
     """Commit a finished run, fenced by the attempt. False: the lease was lost, nothing changed.
     ``download_url`` goes into the ``job_completed`` webhook."""
-    owned = _owned(session, claimed)
+    owned = queue.JOBS.locked(session, claimed.id, claimed.attempt, Job.reserved_bytes, Job.started_at)
     if owned is None:
         return False
-    reserved, started = owned
+    reserved, started = owned.reserved_bytes, owned.started_at
     session.execute(
         update(Job)
         .where(fenced(claimed.id, claimed.attempt))
         .values(
-            status=COMPLETED,
-            step="Finished",
-            finished_at=now,
-            reserved_bytes=0,
-            lease_owner=None,
-            lease_expires_at=None,
-            output_key=done.output_key,
-            subtitle_key=done.subtitle_key,
-            thumbnail_key=done.thumbnail_key,
-            file_size=done.file_size,
-            stored_bytes=done.stored_bytes,
-            downloaded_bytes=done.downloaded_bytes,
-            duration_seconds=done.duration_seconds,
-            width=done.width,
-            height=done.height,
-            title=done.title,
-            details=done.details,
+            status=JobStatus.COMPLETED, step=JobStep.FINISHED, finished_at=now, reserved_bytes=0,
+            lease_owner=None, lease_expires_at=None, output_key=done.output_key, subtitle_key=done.subtitle_key,
+            thumbnail_key=done.thumbnail_key, file_size=done.file_size, stored_bytes=done.stored_bytes,
+            downloaded_bytes=done.downloaded_bytes, duration_seconds=done.duration_seconds, width=done.width,
+            height=done.height, title=done.title, details=done.details,
         )
-    )
+    )  # fmt: skip
     counters.move_job(
         session,
         claimed.key_id,
-        from_status=PROCESSING,
-        to_status=COMPLETED,
+        from_status=JobStatus.PROCESSING,
+        to_status=JobStatus.COMPLETED,
         release_bytes=reserved,
         used_bytes=done.stored_bytes,
         stored_objects=len(done.stored_keys),
     )
-    ledger.record(
+    written = ledger.record(
         session,
         key_id=claimed.key_id,
         job_id=claimed.id,
@@ -275,7 +281,17 @@ def complete_job(
         ],
         dedupe_prefix=claimed.id,
     )
-    announce.job_ended(session, claimed.id, now=now, download_url=download_url)
+    uploaded = written.get((ledger.BYTES_UPLOADED, ""))
+    record(session, ObjectsStored(claimed.id, claimed.key_id, tuple(done.stored_keys), done.stored_bytes,
+                                  uploaded_event_id=uploaded, at=now))  # fmt: skip
+    output = Output(
+        key=done.output_key, subtitle_key=done.subtitle_key, thumbnail_key=done.thumbnail_key,
+        file_size=done.file_size, title=done.title, description=done.details.get("description"),
+        release_date=done.details.get("release_date"), download_url=download_url,
+    )  # fmt: skip
+    record(session, JobEnded(claimed.id, claimed.key_id, claimed.url, JobStatus.COMPLETED, at=now,
+                             batch_id=claimed.batch_id, folder=claimed.options.folder, hook=claimed.hook,
+                             output=output))  # fmt: skip
     return True
 
 
@@ -284,80 +300,56 @@ def fail_job(
 ) -> bool:
     """End a run that produced no output: back to the queue when the failure is retryable and
     attempts remain (``retry_at``), else a final Failed/Warning/Skipped. Fenced by attempt."""
-    reserved = _current_reservation(session, claimed)
-    if reserved is None:
+    owned = queue.JOBS.locked(session, claimed.id, claimed.attempt, Job.reserved_bytes)
+    if owned is None:
         return False
     if retry_at is not None:
         return queue.requeue(
             session, claimed.id, claimed.key_id, claimed.attempt, run_after=retry_at, error=failure.message
         )
-    end_without_output(session, claimed.id, claimed.key_id, claimed.attempt, reserved, failure, now=now)
+    ending = _Ending(claimed.id, claimed.key_id, claimed.attempt, owned.reserved_bytes, claimed.url,
+                     claimed.batch_id, claimed.options.model_dump(mode="json", exclude_defaults=True))  # fmt: skip
+    end_without_output(session, ending, failure, now=now)
     return True
 
 
-def end_without_output(
-    session: Session,
-    job_id: str,
-    key_id: str,
-    attempt: int,
-    reserved: int,
-    failure: JobFailure,
-    *,
-    now: int,
-) -> None:
-    """Final state for a job with no output: release its reservation, bill nothing."""
-    session.execute(
-        update(Job)
-        .where(fenced(job_id, attempt))
-        .values(
-            status=failure.outcome,
-            step="Finished",
-            error=failure.message,
-            error_type=failure.error_type,
-            finished_at=now,
-            reserved_bytes=0,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-    )
+def end_without_output(session: Session, job: _Ending, failure: JobFailure, *, now: int) -> None:
+    """Final state for a running job with no output: release its reservation, bill nothing."""
+    queue.JOBS.record(
+        session, job.id, job.attempt,
+        {"status": failure.outcome, "step": JobStep.FINISHED, "error": failure.message,
+         "error_type": failure.error_type, "finished_at": now, "reserved_bytes": 0},
+    )  # fmt: skip
     counters.move_job(
-        session, key_id, from_status=PROCESSING, to_status=failure.outcome, release_bytes=reserved
-    )
-    _record_failed(session, key_id, job_id, now)
-    announce.job_ended(session, job_id, now=now)
-
-
-def _record_failed(session: Session, key_id: str, job_id: str, now: int) -> None:
-    """The ledger event of a job that ended without output (cancelled, failed, skipped)."""
-    ledger.record(
         session,
-        key_id=key_id,
-        job_id=job_id,
-        at_ms=now,
-        events=[Usage(ledger.JOBS_FAILED, 1)],
-        dedupe_prefix=job_id,
+        job.key_id,
+        from_status=JobStatus.PROCESSING,
+        to_status=failure.outcome,
+        release_bytes=job.reserved,
     )
+    _ended_without_output(session, job, failure.outcome, failure.message, now=now)
 
 
-def _owned(session: Session, claimed: ClaimedJob) -> Row[int, int | None] | None:
-    """(reserved_bytes, started_at) if this attempt still owns the job (row locked on PostgreSQL)."""
-    return session.execute(
-        select(Job.reserved_bytes, Job.started_at)
-        .where(fenced(claimed.id, claimed.attempt))
-        .with_for_update()
-    ).first()
-
-
-def _current_reservation(session: Session, claimed: ClaimedJob) -> int | None:
-    owned = _owned(session, claimed)
-    return None if owned is None else owned.reserved_bytes
+def _ended_without_output(session: Session, job: _Ending, status: str, error: str, *, now: int) -> None:
+    """The ledger event and the domain event of a job that ended without output."""
+    ledger.record(session, key_id=job.key_id, job_id=job.id, at_ms=now,
+                  events=[Usage(ledger.JOBS_FAILED, 1)], dedupe_prefix=job.id)  # fmt: skip
+    options = job.options
+    hook = (
+        Hook(options["webhook_url"], bool(options.get("enable_progress_webhook")))
+        if options.get("webhook_url")
+        else None
+    )
+    record(session, JobEnded(job.id, job.key_id, job.url, status, at=now, batch_id=job.batch_id,
+                             folder=options.get("folder"), hook=hook, error=error))  # fmt: skip
 
 
 def grow_job_reservation(session: Session, claimed: ClaimedJob, needed_bytes: int) -> bool | None:
     """Make the job's reservation at least ``needed_bytes``. None: lease lost; False: over quota."""
-    reserved = _current_reservation(session, claimed)
-    if reserved is None:
+    owned = queue.JOBS.locked(session, claimed.id, claimed.attempt, Job.reserved_bytes)
+    if owned is None:
         return None
+    reserved = owned.reserved_bytes
     if needed_bytes <= reserved:
         return True
     if not counters.grow_reservation(session, claimed.key_id, needed_bytes - reserved):
@@ -370,8 +362,8 @@ def grow_job_reservation(session: Session, claimed: ClaimedJob, needed_bytes: in
 
 def retry_job(session: Session, key: AuthenticatedKey, job_id: str, *, now: int, admission: Admission) -> str:
     original = get_job(session, key.id, job_id)
-    if original.status not in (FAILED, WARNING):
-        raise BadRequest("Only failed jobs can be retried")
+    if original.status not in (JobStatus.FAILED, JobStatus.WARNING):
+        raise InvalidInput("Only failed jobs can be retried")
     options = validated(
         JobOptions, {"url": original.url, **original.options}, where="The original job's options"
     )
@@ -385,7 +377,9 @@ def reap_expired(session: Session, *, now: int) -> int:
     for job in queue.expired_leases(session, now=now):
         if job.attempt >= job.max_attempts:
             failure = JobFailure(f"The job was interrupted {job.attempt} times and was given up")
-            end_without_output(session, job.id, job.key_id, job.attempt, job.reserved_bytes, failure, now=now)
+            ending = _Ending(job.id, job.key_id, job.attempt, job.reserved_bytes, job.url, job.batch_id,
+                             job.options)  # fmt: skip
+            end_without_output(session, ending, failure, now=now)
         else:
             queue.requeue(session, job.id, job.key_id, job.attempt, run_after=now)
         handled += 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from squall.jobs.models import COMPLETED, ENDED_WITHOUT_OUTPUT, Job
+from squall.jobs.models import ENDED_WITHOUT_OUTPUT, Job, JobStatus
+from squall.pipeline.failures import scrub_tool_names
 from squall.storage.base import Storage
 from squall.storage.signing import SIGNED_URL_SECONDS, signed_url
 
@@ -23,14 +24,6 @@ DETAIL_FIELDS = (
 )
 
 
-def sanitize_error(message: str | None) -> str | None:
-    if message is None:
-        return None
-    for name in ("yt-dlp", "YT-DLP", "yt_dlp", "youtube-dl"):
-        message = message.replace(name, "downloader")
-    return message
-
-
 def object_link(job_id: str, key: str, *, public_url: str, secret: str, now_s: int) -> str:
     """Squall's signed /files link to a stored object (24 h): delivery through it is metered."""
     return signed_url(public_url, job_id, key.rsplit("/", 1)[-1], secret=secret, now_s=now_s)
@@ -40,7 +33,7 @@ def job_links(job: Job, storage: Storage, *, public_url: str, secret: str, now_s
     """Links to a completed job's objects: ``download_url``, ``subtitle_url`` and
     ``thumbnail_url`` through Squall; ``s3_url`` straight from the bucket where the backend
     can presign one (unmetered by Squall), else the same as ``download_url``."""
-    if job.status != COMPLETED:
+    if job.status != JobStatus.COMPLETED:
         return {}
     links = {}
     for field, key in (
@@ -64,7 +57,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "status": job.status,
         "step": job.step,
         "s3_key": job.output_key,
-        "error": sanitize_error(job.error) if job.status in ENDED_WITHOUT_OUTPUT else None,
+        "error": scrub_tool_names(job.error) if job.error and job.status in ENDED_WITHOUT_OUTPUT else None,
         "error_type": job.error_type,
         "priority": job.priority,
         "created_at": job.created_at,
@@ -107,7 +100,7 @@ def job_detail(job: Job, *, links: dict[str, str], webhook: dict[str, Any] | Non
     body["download_retries"] = max(0, job.attempt - 1)  # each new attempt downloads again
     if job.finished_at is not None:
         body["total_duration_ms"] = job.finished_at - job.created_at
-    if job.status == COMPLETED:
+    if job.status == JobStatus.COMPLETED:
         body["title"] = job.title
         body["duration_seconds"] = job.duration_seconds
         body["width"] = job.width

@@ -10,11 +10,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from squall.api.deps import get_app_settings, get_database
 from squall.db import Database
-from squall.errors import Unauthorized
-from squall.http import get_app_settings, get_database
+from squall.errors import NotAuthenticated
 from squall.keys.cache import KeyCache
-from squall.keys.service import AuthenticatedKey, find_key, hash_key
+from squall.keys.secrets import hash_key
+from squall.keys.service import AuthenticatedKey, find_key
 
 
 def _lookup(db: Database, digest: str) -> AuthenticatedKey | None:
@@ -25,14 +26,14 @@ def _lookup(db: Database, digest: str) -> AuthenticatedKey | None:
 async def current_key(request: Request) -> AuthenticatedKey:
     api_key = request.headers.get("x-api-key")
     if not api_key:
-        raise Unauthorized("Missing x-api-key header")
+        raise NotAuthenticated("Missing x-api-key header")
     digest = hash_key(api_key, get_app_settings(request).resolved_secret_key())
     cache: KeyCache = request.app.state.key_cache
     key = cache.get(digest)
     if key is None:
         key = await run_in_threadpool(_lookup, get_database(request), digest)
         if key is None:
-            raise Unauthorized("Invalid API Key")
+            raise NotAuthenticated("Invalid API Key")
         cache.put(digest, key)
     return key
 

@@ -1,28 +1,24 @@
-"""Key generation, hashing and lookup. Keys have ~238 bits of entropy, so a keyed SHA-256
-(HMAC with the server secret as pepper) is the right hash: a slow password hash would add
-latency to every request and no security."""
+"""Keys: creation with their limits, lookup by hash, Stripe links, webhook-secret rotation,
+revocation. (How secrets are made and hashed: ``keys/secrets.py``.)"""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
-import string
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from squall.clock import now_ms
+from squall.clock import DAY_MS, now_ms
 from squall.db.base import table_of
-from squall.errors import BadRequest, NotFound
+from squall.errors import InvalidInput, NotFound
+from squall.events import record
+from squall.keys.events import KeyCreated
 from squall.keys.models import ApiKey
-from squall.metering import counters
-from squall.webhooks.signing import new_secret as new_webhook_secret
+from squall.keys.secrets import generate_secret, hash_key, new_webhook_secret
 
 KEY_TYPES = ("unlimited", "trial", "stripe")
 RESOLUTIONS = (2160, 1440, 1080, 720, 480, 360)
-_ALPHABET = string.ascii_letters + string.digits
 
 
 @dataclass(frozen=True)
@@ -53,14 +49,6 @@ class NewKey:
     webhook_secret: str
 
 
-def generate_secret() -> str:
-    return "sk_" + "".join(secrets.choice(_ALPHABET) for _ in range(40))
-
-
-def hash_key(api_key: str, pepper: str) -> str:
-    return hmac.new(pepper.encode(), api_key.encode(), hashlib.sha256).hexdigest()
-
-
 def create_key(
     session: Session,
     *,
@@ -71,17 +59,17 @@ def create_key(
     stripe_subscription_id: str | None = None,
 ) -> NewKey:
     if not name.strip():
-        raise BadRequest("Client name cannot be empty")
+        raise InvalidInput("Client name cannot be empty")
     if key_type is None:  # a storage limit is what makes a trial key
         key_type = "trial" if limits.storage_limit_bytes is not None else "unlimited"
     if key_type not in KEY_TYPES:
-        raise BadRequest(f"Key type must be one of {', '.join(KEY_TYPES)}")
+        raise InvalidInput(f"Key type must be one of {', '.join(KEY_TYPES)}")
     if key_type == "trial" and limits.storage_limit_bytes is None:
-        raise BadRequest("A trial key needs a storage limit (--storage-limit-gb)")
+        raise InvalidInput("A trial key needs a storage limit (--storage-limit-gb)")
     if key_type != "trial" and limits.storage_limit_bytes is not None:
-        raise BadRequest("Only trial keys have a storage limit; use --type trial")
+        raise InvalidInput("Only trial keys have a storage limit; use --type trial")
     if key_type == "stripe" and not stripe_subscription_id:
-        raise BadRequest("A stripe key needs --stripe-subscription")
+        raise InvalidInput("A stripe key needs --stripe-subscription")
     for label, value in (
         ("Storage limit", limits.storage_limit_bytes),
         ("Max duration", limits.max_duration_seconds),
@@ -89,10 +77,10 @@ def create_key(
         ("Retention", limits.retention_days),
     ):
         if value is not None and value <= 0:
-            raise BadRequest(f"{label} must be greater than zero")
+            raise InvalidInput(f"{label} must be greater than zero")
     if limits.max_resolution is not None and limits.max_resolution not in RESOLUTIONS:
         allowed = ", ".join(str(r) for r in RESOLUTIONS)
-        raise BadRequest(f"Max resolution must be one of {allowed}")
+        raise InvalidInput(f"Max resolution must be one of {allowed}")
     secret = generate_secret()
     key = ApiKey(
         client_name=name.strip(),
@@ -109,7 +97,7 @@ def create_key(
     )
     session.add(key)
     session.flush()
-    counters.create_counters(session, key.id, limits.storage_limit_bytes)
+    record(session, KeyCreated(key_id=key.id, storage_limit_bytes=limits.storage_limit_bytes))
     return NewKey(
         id=key.id, api_key=secret, client_name=key.client_name, webhook_secret=key.webhook_secret or ""
     )
@@ -151,15 +139,8 @@ def authenticate(session: Session, api_key: str, pepper: str) -> AuthenticatedKe
     return find_key(session, hash_key(api_key, pepper))
 
 
-def list_keys(session: Session) -> list[tuple[ApiKey, int | None]]:
-    from squall.metering.models import KeyCounters
-
-    rows = session.execute(
-        select(ApiKey, KeyCounters.storage_limit_bytes)
-        .join(KeyCounters, KeyCounters.key_id == ApiKey.id)
-        .order_by(ApiKey.created_at)
-    )
-    return [(row[0], row[1]) for row in rows]
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.execute(select(ApiKey).order_by(ApiKey.created_at)).scalars())
 
 
 def link_subscription(session: Session, key_id: str, subscription_id: str) -> None:
@@ -169,14 +150,14 @@ def link_subscription(session: Session, key_id: str, subscription_id: str) -> No
     if key is None or key.revoked_at is not None:
         raise NotFound(f"No active key with id {key_id}")
     if not subscription_id.startswith("sub_"):
-        raise BadRequest("A Stripe subscription id starts with sub_")
+        raise InvalidInput("A Stripe subscription id starts with sub_")
     if key.key_type == "trial":
-        raise BadRequest("A trial key cannot be linked to Stripe; create a stripe key instead")
+        raise InvalidInput("A trial key cannot be linked to Stripe; create a stripe key instead")
     key.key_type, key.stripe_subscription_id = "stripe", subscription_id
     session.flush()
 
 
-ROTATION_GRACE_MS = 24 * 3600 * 1000
+ROTATION_GRACE_MS = DAY_MS
 
 
 def rotate_webhook_secret(session: Session, key_id: str, *, now: int) -> str:

@@ -11,11 +11,13 @@ from sqlalchemy.orm import Session
 
 from squall.db.base import table_of
 from squall.errors import QuotaExceeded
+from squall.keys.events import KeyCreated
 from squall.metering.models import KeyCounters
 
 C = KeyCounters
 
 # Job-status counters by status name; Warning and Skipped count as failed (no output).
+# (Statuses are the jobs domain's; metering sits below it and knows them by name.)
 STATUS_COLUMN = {
     "Pending": C.jobs_pending,
     "Processing": C.jobs_processing,
@@ -26,8 +28,14 @@ STATUS_COLUMN = {
 }
 
 
-def create_counters(session: Session, key_id: str, storage_limit_bytes: int | None) -> None:
-    session.add(KeyCounters(key_id=key_id, storage_limit_bytes=storage_limit_bytes))
+def on_key_created(session: Session, created: KeyCreated) -> None:
+    """Every key has its counters row from the transaction that creates it."""
+    session.add(KeyCounters(key_id=created.key_id, storage_limit_bytes=created.storage_limit_bytes))
+
+
+def storage_limits(session: Session) -> dict[str, int | None]:
+    """Each key's storage limit (``squall keys list``)."""
+    return dict(session.execute(select(C.key_id, C.storage_limit_bytes)).tuples().all())
 
 
 # Hot-path statements are built once: building a statement costs far more Python time than

@@ -80,13 +80,14 @@ def record(
     at_ms: int,
     events: list[Usage],
     dedupe_prefix: str,
-) -> int:
+) -> dict[tuple[str, str], str]:
     """Append events and add them to today's rollups. An event whose dedupe key is already in
-    the ledger is skipped (and not rolled up again). Returns how many were new."""
+    the ledger is skipped (and not rolled up again). Returns the ids of the new ones by
+    (metric, dimension)."""
     day = utc_day(at_ms)
     connection = session.connection()
     append, upsert = _statements(connection.dialect.name)
-    written = 0
+    written: dict[tuple[str, str], str] = {}
     for event in events:
         row = {
             "key_id": key_id,
@@ -95,14 +96,15 @@ def record(
             "dimension": event.dimension,
             "quantity": event.quantity,
         }
+        event_id = new_id()
         appended = connection.execute(
             append,
-            {**row, "id": new_id(), "job_id": job_id, "occurred_at": at_ms,
+            {**row, "id": event_id, "job_id": job_id, "occurred_at": at_ms,
              "dedupe_key": f"{dedupe_prefix}:{event.metric}:{event.dimension}"},
         ).first()  # fmt: skip
         if appended is None:
             continue
-        written += 1
+        written[(event.metric, event.dimension)] = event_id
         connection.execute(upsert, row)
     return written
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Date, bindparam, text
 from sqlalchemy.orm import Session
 
-from squall.errors import BadRequest
+from squall.errors import InvalidInput
 from squall.metering import ledger
 from squall.metering.counters import get_counters
 
@@ -25,18 +25,18 @@ def parse_period(start: str | None, end: str | None) -> tuple[date, date]:
     """The inclusive UTC days of ``startDate``..``endDate``; a 400 that names the broken rule."""
     if not start or not end:
         missing = " and ".join(name for name, value in (("startDate", start), ("endDate", end)) if not value)
-        raise BadRequest(
+        raise InvalidInput(
             f"{missing} {'is' if ' and ' not in missing else 'are'} required (ISO 8601, e.g. {EXAMPLE})"
         )
     first, last = _day(start, "startDate"), _day(end, "endDate")
     for name, day in (("startDate", first), ("endDate", last)):
         if not MIN_YEAR <= day.year <= MAX_YEAR:
-            raise BadRequest(f"{name} must be between the years {MIN_YEAR} and {MAX_YEAR}")
+            raise InvalidInput(f"{name} must be between the years {MIN_YEAR} and {MAX_YEAR}")
     if last < first:
-        raise BadRequest(f"endDate ({last.isoformat()}) is before startDate ({first.isoformat()})")
+        raise InvalidInput(f"endDate ({last.isoformat()}) is before startDate ({first.isoformat()})")
     days = (last - first).days + 1
     if days > MAX_DAYS:
-        raise BadRequest(
+        raise InvalidInput(
             f"Invalid period: {days} days from startDate to endDate; at most {MAX_DAYS} are allowed"
         )
     return first, last
@@ -48,7 +48,9 @@ def _day(value: str, name: str) -> date:
         if parsed.tzinfo is not None:
             parsed = parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise BadRequest(f"{name} '{value}' is not an ISO 8601 date or date-time (e.g. {EXAMPLE})") from None
+        raise InvalidInput(
+            f"{name} '{value}' is not an ISO 8601 date or date-time (e.g. {EXAMPLE})"
+        ) from None
     return parsed.date()
 
 

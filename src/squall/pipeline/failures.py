@@ -31,11 +31,19 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
     return out
 
 
+TOOL_NAMES = ("yt-dlp", "YT-DLP", "yt_dlp", "youtube-dl", "youtube_dl")
+
+
+def scrub_tool_names(text: str) -> str:
+    """Messages for clients say "downloader", never the tool's name."""
+    for name in TOOL_NAMES:
+        text = text.replace(name, "downloader")
+    return text
+
+
 def clean(text: str) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", text).replace("ERROR: ", "")
-    for name in ("yt-dlp", "YT-DLP", "yt_dlp", "youtube-dl", "youtube_dl"):
-        text = text.replace(name, "downloader")
-    return text.strip()[:500]
+    return scrub_tool_names(text).strip()[:500]
 
 
 def classify(exc: BaseException) -> Classified:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from squall.errors import BadRequest, SquallError
+from squall.errors import InvalidInput, TimedOut
 from squall.pipeline.download import downloader_context, kill_group
 from squall.pipeline.failures import Classified
 from squall.pipeline.urlguard import UrlPolicy
@@ -21,8 +21,8 @@ _PLAYLIST_PATH = re.compile(
 _PLAYLIST_QUERY = re.compile(r"(^|&)list=", re.I)
 
 
-class ExtractionTimeout(SquallError):
-    status_code = 504
+class ExtractionTimeout(TimedOut):
+    """The downloader child did not answer in time."""
 
 
 def looks_like_playlist(url: str) -> bool:
@@ -43,7 +43,7 @@ def fetch_entries(
     url: str, *, policy: UrlPolicy, socket_timeout: float, timeout: float, limit: int
 ) -> dict[str, Any]:
     """``{"title", "entries": [{"url", "title"}]}`` of a feed or playlist; ``entries`` is
-    None when the URL turned out to be a single video. Raises BadRequest beyond ``limit``."""
+    None when the URL turned out to be a single video. Raises InvalidInput beyond ``limit``."""
     from squall.pipeline import ytdlp_child
 
     options = {"url_policy": policy, "socket_timeout": socket_timeout, "limit": limit}
@@ -64,9 +64,9 @@ def _ask_child(
         try:
             kind, payload = receiver.recv()
         except EOFError:
-            raise BadRequest(f"{what} stopped unexpectedly") from None
+            raise InvalidInput(f"{what} stopped unexpectedly") from None
         if kind == "failed":
-            raise BadRequest(Classified(**payload).message)
+            raise InvalidInput(Classified(**payload).message)
         return dict(payload)
     finally:
         kill_group(process)

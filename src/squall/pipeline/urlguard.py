@@ -9,9 +9,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from squall.errors import BadRequest
+from squall.errors import HostNotFound, UrlRefused
+
+if TYPE_CHECKING:
+    from squall.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -71,13 +75,16 @@ class UrlPolicy:
         return any(a in net for net in self.allowed_networks for a in (address, inner) if a is not None)
 
 
-class HostNotFound(BadRequest):
-    """The name did not resolve (possibly for now): not a verdict of the policy."""
+def url_policy(settings: Settings) -> UrlPolicy:
+    """The operator's policy: ``SQUALL_ALLOW_PRIVATE_URLS`` and ``SQUALL_ALLOWED_PRIVATE_NETWORKS``."""
+    return UrlPolicy.parse(
+        allow_private=settings.allow_private_urls, networks=settings.allowed_private_networks
+    )
 
 
 def check_url(url: str, policy: UrlPolicy, *, what: str = "URL") -> None:
     """Refuse non-http(s) URLs, and hosts that resolve to any address the policy does not
-    permit. Raises BadRequest with a message for people."""
+    permit. Raises UrlRefused with a message for people."""
     resolve_checked(url, policy, what=what)
 
 
@@ -88,23 +95,23 @@ def resolve_checked(url: str, policy: UrlPolicy, *, what: str = "URL") -> str | 
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise BadRequest(f"{what} is not a valid URL: {exc}") from None
+        raise UrlRefused(f"{what} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https"):
-        raise BadRequest(f"{what} must start with http:// or https://")
+        raise UrlRefused(f"{what} must start with http:// or https://")
     host = parts.hostname
     if not host:
-        raise BadRequest(f"{what} has no host name")
+        raise UrlRefused(f"{what} has no host name")
     if parts.username or parts.password:
-        raise BadRequest(f"{what} cannot contain a user name or password")
+        raise UrlRefused(f"{what} cannot contain a user name or password")
     if policy.allow_private:
         return None
     if host.rstrip(".").lower() in BLOCKED_NAMES or host.rstrip(".").lower().endswith(".localhost"):
-        raise BadRequest(f"{what} points at a private or local address, which is not allowed")
+        raise UrlRefused(f"{what} points at a private or local address, which is not allowed")
     try:
         infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
         raise HostNotFound(f"{what} host '{host}' could not be resolved") from None
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not addresses or not all(policy.permits(address) for address in addresses):
-        raise BadRequest(f"{what} points at a private or local address, which is not allowed")
+        raise UrlRefused(f"{what} points at a private or local address, which is not allowed")
     return str(addresses[0])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from squall.errors import SquallError
+from squall.errors import InvalidInput
 from squall.settings import Settings
 from squall.storage.base import Storage
 from squall.storage.local import LocalStorage
@@ -12,7 +12,7 @@ def make_storage(settings: Settings) -> Storage:
     if settings.storage == "local":
         return LocalStorage(settings.storage_dir)
     if not settings.s3_bucket:
-        raise SquallError("SQUALL_STORAGE=s3 needs SQUALL_S3_BUCKET")
+        raise InvalidInput("SQUALL_STORAGE=s3 needs SQUALL_S3_BUCKET")
     from squall.storage.s3 import S3Storage
 
     return S3Storage(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,32 @@ from squall.units import MB
 
 SINGLE_PUT_MAX = 64 * MB
 PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
+NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+
+
+class _Taken(Exception):
+    """The key already exists (a conditional PUT's 412)."""
+
+
+class _Missing(Exception):
+    """No object under the key (a 404)."""
+
+
+@contextmanager
+def s3_errors(action: str) -> Iterator[None]:
+    """The one place boto's exceptions become Squall's ``StorageError`` (or the two answers a
+    caller acts on: the key is taken, the key is missing)."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in PRECONDITION_FAILED:
+            raise _Taken() from None
+        if code in NOT_FOUND:
+            raise _Missing() from None
+        raise StorageError(f"S3 {action} failed: {exc}") from None
+    except (BotoCoreError, Boto3Error) as exc:  # Boto3Error: e.g. a failed multipart upload
+        raise StorageError(f"S3 {action} failed: {exc}") from None
 
 
 class S3Storage:
@@ -62,47 +89,37 @@ class S3Storage:
     def put(self, source: Path, key: str, *, overwrite: bool) -> bool:
         content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
         try:
-            if not overwrite and source.stat().st_size <= self.transfer.multipart_threshold:
-                with source.open("rb") as body:
-                    self.client.put_object(
-                        Bucket=self.bucket,
-                        Key=key,
-                        Body=body,
-                        IfNoneMatch="*",
-                        ChecksumAlgorithm="CRC32",
-                        ContentType=content_type,
-                    )
+            with s3_errors(f"upload of {key}"):
+                if not overwrite and source.stat().st_size <= self.transfer.multipart_threshold:
+                    with source.open("rb") as body:
+                        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*",
+                                               ChecksumAlgorithm="CRC32", ContentType=content_type)  # fmt: skip
+                    return True
+                if not overwrite and self.exists(key):
+                    return False
+                self.client.upload_file(
+                    str(source), self.bucket, key, Config=self.transfer,
+                    ExtraArgs={"ChecksumAlgorithm": "CRC32", "ContentType": content_type},
+                )  # fmt: skip
                 return True
-            if not overwrite and self.exists(key):
-                return False
-            self.client.upload_file(
-                str(source),
-                self.bucket,
-                key,
-                ExtraArgs={"ChecksumAlgorithm": "CRC32", "ContentType": content_type},
-                Config=self.transfer,
-            )
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in PRECONDITION_FAILED:
-                return False
-            raise StorageError(f"S3 upload of {key} failed: {exc}") from None
-        except (BotoCoreError, Boto3Error) as exc:  # Boto3Error: e.g. a failed multipart upload
-            raise StorageError(f"S3 upload of {key} failed: {exc}") from None
+        except _Taken:
+            return False
+        except _Missing:
+            raise StorageError(f"S3 upload of {key} failed: the bucket answered 404") from None
 
     def delete(self, key: str) -> None:
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"S3 delete of {key} failed: {exc}") from None
+            with s3_errors(f"delete of {key}"):
+                self.client.delete_object(Bucket=self.bucket, Key=key)
+        except _Missing:
+            pass
 
     def size(self, key: str) -> int | None:
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise StorageError(f"S3 lookup of {key} failed: {exc}") from None
+            with s3_errors(f"lookup of {key}"):
+                head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except (_Missing, _Taken):
+            return None
         return int(head["ContentLength"])
 
     def exists(self, key: str) -> bool:
@@ -127,14 +144,16 @@ class S3Storage:
 
     def fetch(self, key: str, target: Path) -> None:
         try:
-            self.client.download_file(self.bucket, key, str(target), Config=self.transfer)
-        except (ClientError, BotoCoreError, Boto3Error) as exc:
-            raise StorageError(f"S3 download of {key} failed: {exc}") from None
+            with s3_errors(f"download of {key}"):
+                self.client.download_file(self.bucket, key, str(target), Config=self.transfer)
+        except (_Missing, _Taken):
+            raise StorageError(f"S3 download of {key} failed: no such object") from None
 
     def listing(self) -> Iterator[tuple[str, int]]:
         try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
-                for item in page.get("Contents", []):
-                    yield item["Key"], int(item["Size"])
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"S3 listing of {self.bucket} failed: {exc}") from None
+            with s3_errors(f"listing of {self.bucket}"):
+                for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+                    for item in page.get("Contents", []):
+                        yield item["Key"], int(item["Size"])
+        except (_Missing, _Taken):
+            raise StorageError(f"S3 listing of {self.bucket} failed: no such bucket") from None

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from squall.db.base import Base
 
-PENDING, DELIVERED, FAILED, GONE = "pending", "delivered", "failed", "gone"
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # waiting for its next attempt (or being attempted, under a lease)
+    DELIVERED = "delivered"
+    FAILED = "failed"  # gave up
+    GONE = "gone"  # the receiver answered 410
 
 
 class WebhookDelivery(Base):
@@ -22,7 +29,7 @@ class WebhookDelivery(Base):
     event: Mapped[str] = mapped_column(String(32))
     url: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)  # the exact JSON body sent (and signed)
-    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[int] = mapped_column(BigInteger)
     lease_owner: Mapped[str | None] = mapped_column(String(64))

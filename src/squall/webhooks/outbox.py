@@ -1,5 +1,7 @@
-"""The webhook outbox: rows are written with the state change they report and claimed by
-senders with a lease, like jobs. ``attempts`` is the fencing token of a claim."""
+"""The webhook outbox: rows are written with the state change they report (by
+``webhooks/subscribers.py``) and claimed by senders with a lease (``squall.queue``), like
+jobs. ``attempts`` is the fencing token of a claim; a row whose lease ran out (its sender
+died mid-attempt) is due again, so delivery is at least once, with a stable id."""
 
 from __future__ import annotations
 
@@ -8,14 +10,27 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from squall.db.base import table_of
 from squall.keys.models import ApiKey
-from squall.webhooks.models import DELIVERED, PENDING, WebhookDelivery
+from squall.queue import LeasedQueue
+from squall.webhooks.models import DeliveryStatus, WebhookDelivery
 
-_INSERT = insert(table_of(WebhookDelivery))
+_TABLE = table_of(WebhookDelivery)
+_INSERT = insert(_TABLE)
+DELIVERIES = LeasedQueue(
+    table=_TABLE,
+    waiting=_TABLE.c.status == DeliveryStatus.PENDING,
+    held=_TABLE.c.status == DeliveryStatus.PENDING,
+    due_at=_TABLE.c.next_attempt_at,
+    token=_TABLE.c.attempts,
+    lease_until=_TABLE.c.lease_expires_at,
+    owner=_TABLE.c.lease_owner,
+    order_by=(_TABLE.c.next_attempt_at,),
+    expired_are_due=True,
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +64,7 @@ def enqueue(
             "event": payload["type"],
             "url": url,
             "payload": json.dumps(payload, separators=(",", ":")),
-            "status": PENDING,
+            "status": DeliveryStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,
@@ -59,33 +74,17 @@ def enqueue(
 
 
 def claim(session: Session, *, owner: str, now: int, lease_ms: int, limit: int = 1) -> list[ClaimedDelivery]:
-    """Up to ``limit`` due deliveries, oldest first, leased to ``owner``. An expired lease (a
-    sender died mid-attempt) makes a row due again: delivery is at least once, with a
-    stable id."""
-    candidates = (
-        select(WebhookDelivery.id)
-        .where(
-            WebhookDelivery.status == PENDING,
-            WebhookDelivery.next_attempt_at <= now,
-            (WebhookDelivery.lease_expires_at.is_(None)) | (WebhookDelivery.lease_expires_at < now),
+    """Up to ``limit`` due deliveries, oldest first, leased to ``owner``."""
+    rows = DELIVERIES.claim(
+        session, now=now, lease_ms=lease_ms, limit=limit, owner=owner,
+        returning=(_TABLE.c.key_id, _TABLE.c.url, _TABLE.c.payload),
+    )  # fmt: skip
+    return [
+        ClaimedDelivery(
+            row.id, row.key_id, row.url, row.payload, row.attempts, lease_expires_at=now + lease_ms
         )
-        .order_by(WebhookDelivery.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(candidates), WebhookDelivery.status == PENDING)
-        .values(attempts=WebhookDelivery.attempts + 1, lease_owner=owner, lease_expires_at=now + lease_ms)
-        .returning(
-            WebhookDelivery.id,
-            WebhookDelivery.key_id,
-            WebhookDelivery.url,
-            WebhookDelivery.payload,
-            WebhookDelivery.attempts,
-        )
-    ).all()
-    return [ClaimedDelivery(*row, lease_expires_at=now + lease_ms) for row in rows]
+        for row in rows
+    ]
 
 
 def signing_secrets(session: Session, key_id: str, *, now: int) -> list[str]:
@@ -112,27 +111,12 @@ def record(
 ) -> bool:
     """Store an attempt's outcome: ``status`` delivered/failed/gone, or pending with
     ``retry_at``. Fenced by the claim; False if another sender took the row over."""
-    values: dict[str, Any] = {
-        "status": status,
-        "last_status_code": status_code,
-        "last_error": error,
-        "lease_owner": None,
-        "lease_expires_at": None,
-    }
-    if status == DELIVERED:
+    values: dict[str, Any] = {"status": status, "last_status_code": status_code, "last_error": error}
+    if status == DeliveryStatus.DELIVERED:
         values["delivered_at"] = now
     if retry_at is not None:
         values["next_attempt_at"] = retry_at
-    result = session.execute(
-        update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id == claimed.id,
-            WebhookDelivery.attempts == claimed.attempts,
-            WebhookDelivery.status == PENDING,
-        )
-        .values(values)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return DELIVERIES.record(session, claimed.id, claimed.attempts, values)
 
 
 def latest_for_job(session: Session, job_id: str) -> WebhookDelivery | None:
@@ -155,6 +139,11 @@ def delivery_view(delivery: WebhookDelivery | None) -> dict[str, Any] | None:
         "attempts": delivery.attempts,
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
-        "next_attempt_at": delivery.next_attempt_at if delivery.status == PENDING else None,
+        "next_attempt_at": delivery.next_attempt_at if delivery.status == DeliveryStatus.PENDING else None,
         "delivered_at": delivery.delivered_at,
     }
+
+
+def job_webhook_status(session: Session, job_id: str) -> dict[str, Any] | None:
+    """What GET /jobs/{id} shows as ``webhook``: the delivery of the job's final event."""
+    return delivery_view(latest_for_job(session, job_id))

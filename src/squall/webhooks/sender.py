@@ -7,7 +7,6 @@ schedule over hours, with jitter and ``Retry-After`` honoured."""
 from __future__ import annotations
 
 import queue
-import random
 import threading
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -16,17 +15,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from squall.clock import now_ms
+from squall.clock import SYSTEM, Clock
 from squall.db import Database
-from squall.errors import BadRequest
+from squall.errors import HostNotFound, UrlRefused
 from squall.logging import get_logger
-from squall.pipeline.urlguard import HostNotFound, UrlPolicy, resolve_checked
+from squall.pipeline.urlguard import UrlPolicy, resolve_checked, url_policy
+from squall.queue import RetryPolicy
 from squall.settings import Settings
 from squall.webhooks import outbox
-from squall.webhooks.models import DELIVERED, FAILED, GONE, PENDING
+from squall.webhooks.models import DeliveryStatus
 from squall.webhooks.outbox import ClaimedDelivery
 from squall.webhooks.signing import signature_header
 
+DELIVERED, FAILED, GONE, PENDING = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.GONE,
+                                    DeliveryStatus.PENDING)  # fmt: skip
 log = get_logger("squall.webhooks")
 MAX_RETRY_AFTER_MS = 24 * 3600 * 1000
 # Claims held per sender thread: one being sent, one waiting. A waiting claim is sent within
@@ -70,10 +72,16 @@ class WebhookSender:
     database sees one write per round, not two per delivery. A hanging receiver holds one
     sender thread, never the others."""
 
-    def __init__(self, db: Database, settings: Settings, owner: str) -> None:
+    def __init__(self, db: Database, settings: Settings, owner: str, clock: Clock = SYSTEM) -> None:
         self.db = db
         self.settings = settings
         self.owner = owner
+        self.clock = clock
+        self.policy = url_policy(settings)
+        # The Standard Webhooks schedule, ±10% so that a receiver's outage is not followed by
+        # every retry at once.
+        schedule = tuple(seconds * 1000 for seconds in settings.webhook_retry_schedule)
+        self.retry_policy = RetryPolicy.scheduled(schedule, jitter=0.1)
         # A claim outlives one attempt (timeout included), so only a dead sender loses it.
         self.lease_ms = int((2 * settings.webhook_timeout_seconds + 5) * 1000)
         self.client = httpx.Client(
@@ -127,7 +135,7 @@ class WebhookSender:
         """Record ``finished`` attempts and claim up to ``limit`` due deliveries, in one
         transaction; each claim comes with the key's signing secrets."""
         with self.db.write() as session:
-            now = now_ms()
+            now = self.clock.now_ms()
             for claimed, outcome in finished:
                 outbox.record(session, claimed, status=outcome.status, now=now, status_code=outcome.status_code,
                               error=outcome.error, retry_at=outcome.retry_at)  # fmt: skip
@@ -146,9 +154,9 @@ class WebhookSender:
         """``attempt``, but never raising (a sender thread must not die of one bad URL), and
         never sending a claim that waited so long its lease may be running out."""
         claimed = item.claimed
-        if now_ms() + self.settings.webhook_timeout_seconds * 1000 > claimed.lease_expires_at:
+        if self.clock.now_ms() + self.settings.webhook_timeout_seconds * 1000 > claimed.lease_expires_at:
             return Outcome(
-                PENDING, error="Not sent: waited too long behind slow receivers", retry_at=now_ms()
+                PENDING, error="Not sent: waited too long behind slow receivers", retry_at=self.clock.now_ms()
             )
         try:
             return self.attempt(claimed, item.secrets)
@@ -157,7 +165,7 @@ class WebhookSender:
             return self.retry(claimed, None, f"Could not send: {type(exc).__name__}")
 
     def attempt(self, claimed: ClaimedDelivery, secrets: list[str]) -> Outcome:
-        timestamp = now_ms() // 1000
+        timestamp = self.clock.now_ms() // 1000
         headers = {
             "content-type": "application/json",
             "user-agent": "Squall-Webhooks/1",
@@ -166,10 +174,10 @@ class WebhookSender:
             "webhook-signature": signature_header(secrets, claimed.id, timestamp, claimed.payload),
         }
         try:
-            request = pinned_request(claimed.url, self.settings.url_policy, headers, claimed.payload.encode())
+            request = pinned_request(claimed.url, self.policy, headers, claimed.payload.encode())
         except HostNotFound as unresolved:  # DNS may answer later
             return self.retry(claimed, None, unresolved.message)
-        except BadRequest as refused:  # the guard's answer will not change by retrying soon
+        except UrlRefused as refused:  # the guard's answer will not change by retrying soon
             return Outcome(FAILED, error=refused.message)
         # A pinned HTTPS request must not reuse a pooled connection to the same address that
         # was made for another host name (its certificate was checked for that name).
@@ -193,25 +201,25 @@ class WebhookSender:
     def retry(
         self, claimed: ClaimedDelivery, code: int | None, error: str, retry_after: str | None = None
     ) -> Outcome:
-        schedule = self.settings.webhook_retry_schedule
-        if claimed.attempts > len(schedule):
+        delay_ms = self.retry_policy.delay_ms(claimed.attempts)
+        if delay_ms is None:
             return Outcome(FAILED, code, f"{error}; gave up after {claimed.attempts} attempts")
-        delay_ms = schedule[claimed.attempts - 1] * 1000 * random.uniform(0.9, 1.1)  # jitter
-        delay_ms = max(delay_ms, min(_retry_after_ms(retry_after), MAX_RETRY_AFTER_MS))
-        return Outcome(PENDING, code, error, now_ms() + int(delay_ms))
+        now = self.clock.now_ms()
+        delay_ms = max(delay_ms, int(min(_retry_after_ms(retry_after, now), MAX_RETRY_AFTER_MS)))
+        return Outcome(PENDING, code, error, now + delay_ms)
 
     def close(self) -> None:
         self.client.close()
         self.unpooled.close()
 
 
-def _retry_after_ms(value: str | None) -> float:
+def _retry_after_ms(value: str | None, now: int) -> float:
     if not value:
         return 0.0
     if value.strip().isascii() and value.strip().isdigit():
         return int(value) * 1000.0
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() * 1000 - now_ms())
+        return max(0.0, parsedate_to_datetime(value).timestamp() * 1000 - now)
     except (TypeError, ValueError):
         return 0.0
 

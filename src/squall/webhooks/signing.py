@@ -4,18 +4,9 @@ space-separated, while a key's secret is being rotated."""
 
 from __future__ import annotations
 
-import base64
-import secrets
 from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import Webhook
-
-SECRET_PREFIX = "whsec_"
-
-
-def new_secret() -> str:
-    """32 random bytes, base64, with the spec's ``whsec_`` prefix."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def signature_header(signing_secrets: list[str], msg_id: str, timestamp_s: int, body: str) -> str:

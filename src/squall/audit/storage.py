@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from squall.jobs.models import COMPLETED, Job
+from squall.jobs.models import Job, JobStatus
 from squall.metering import ledger
 from squall.metering.models import UsageEvent
 
@@ -70,7 +70,7 @@ def reconcile(session: Session, listing: Iterable[tuple[str, int]]) -> Reconcili
     expected: set[str] = set()
     rows = session.execute(
         select(Job.output_key, Job.subtitle_key, Job.thumbnail_key).where(
-            Job.status == COMPLETED, Job.output_key.is_not(None)
+            Job.status == JobStatus.COMPLETED, Job.output_key.is_not(None)
         )
     )
     for row in rows:

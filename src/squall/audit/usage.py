@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from squall.jobs.models import ACTIVE, PENDING, PROCESSING, Job
+from squall.jobs.models import ACTIVE, Job, JobStatus
 from squall.metering import ledger
 from squall.metering.models import DailyRollup, KeyCounters, UsageEvent
 
@@ -70,8 +70,8 @@ def verify(session: Session) -> Report:
     for c in session.execute(select(KeyCounters)).scalars():
         report.keys_checked += 1
         expected = {column: totals[(c.key_id, metric)] for column, metric in LEDGER_COUNTERS.items()}
-        pending, pending_reserved = active.get((c.key_id, PENDING), (0, 0))
-        processing, processing_reserved = active.get((c.key_id, PROCESSING), (0, 0))
+        pending, pending_reserved = active.get((c.key_id, JobStatus.PENDING), (0, 0))
+        processing, processing_reserved = active.get((c.key_id, JobStatus.PROCESSING), (0, 0))
         expected["jobs_pending"] = pending
         expected["jobs_processing"] = processing
         expected["reserved_bytes"] = pending_reserved + processing_reserved

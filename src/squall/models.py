@@ -1,9 +1,11 @@
-"""Imports every domain's models so the metadata is complete (for Alembic and tests)."""
+"""The registry of every domain's models, so the metadata is complete (for Alembic and
+tests). It imports every domain, so it is wiring: nothing in a domain imports it."""
 
 from squall.batches.models import Batch
 from squall.billing.models import BillingPeriod, MeterReport
 from squall.db.base import Base
-from squall.jobs.models import IdempotentRequest, Job
+from squall.intake.models import IdempotentRequest
+from squall.jobs.models import Job
 from squall.keys.models import ApiKey
 from squall.metering.models import DailyRollup, KeyCounters, UsageEvent
 from squall.webhooks.models import WebhookDelivery

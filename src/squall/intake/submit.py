@@ -1,0 +1,195 @@
+"""From a validated POST /jobs or POST /jobs/bulk to jobs admitted in the request's write
+transaction: one job, or a batch when the URL names a feed or playlist (its entries are read
+first, in a downloader child, before the transaction begins), with ``Idempotency-Key``
+replay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from squall.batches import service as batches
+from squall.batches.service import Episode
+from squall.db.unit_of_work import UnitOfWork
+from squall.errors import InvalidInput
+from squall.intake import idempotency
+from squall.jobs import service as jobs
+from squall.jobs.options import JobOptions
+from squall.keys.service import AuthenticatedKey
+from squall.pipeline.metadata import fetch_entries, looks_like_playlist
+from squall.pipeline.urlguard import UrlPolicy, check_url, url_policy
+from squall.settings import Settings
+from squall.validation import validated
+
+MAX_BULK_JOBS = 100
+PLAYLIST_TIMEOUT_SECONDS = 120.0
+NOT_A_FEED = "paused applies to feeds and playlists; this URL is a single video"
+
+
+class BulkItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=4096)
+    filename: str | None = None
+
+
+class BulkRequest(BaseModel):
+    """POST /jobs/bulk: up to 100 items sharing every other job option."""
+
+    model_config = ConfigDict(extra="allow")  # the shared options, validated as JobOptions
+
+    jobs: list[BulkItem]
+
+
+class Submission:
+    """One request's way to its jobs: its key, its settings, the time, and its two
+    transactions (a read for an earlier answer, the write that admits)."""
+
+    def __init__(
+        self, key: AuthenticatedKey, settings: Settings, *, now: int, reader: UnitOfWork, writer: UnitOfWork,
+        idempotency_key: str | None,
+    ) -> None:  # fmt: skip
+        self.key, self.settings, self.now = key, settings, now
+        self.reader, self.writer = reader, writer
+        self.idempotency_key = idempotency_key
+        self.policy: UrlPolicy = url_policy(settings)
+        if idempotency_key is not None:
+            idempotency.check_key(idempotency_key)
+
+    @property
+    def admission(self) -> jobs.Admission:
+        return jobs.Admission(self.settings.default_reservation_bytes, self.settings.max_attempts)
+
+    def earlier(self, fingerprint: str) -> dict[str, Any] | None:
+        if self.idempotency_key is None:
+            return None
+        return idempotency.earlier_answer(self.reader.session, self.key.id, self.idempotency_key, fingerprint)
+
+    def admit(
+        self, fingerprint: str, create: Callable[[Session], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]:
+        """``create`` in the write transaction, with its answer stored under the key (first, so
+        a concurrent twin stops there). Returns (answer, replayed)."""
+        session = self.writer.session
+        if self.idempotency_key is None:
+            return create(session), False
+        reserved = idempotency.reserve(session, self.key.id, self.idempotency_key, fingerprint, now=self.now)
+        if isinstance(reserved, dict):
+            return reserved, True
+        reserved.response = create(session)
+        return reserved.response, False
+
+    def check(self, options: JobOptions) -> None:
+        refuse_unsupported(options)
+        check_url(options.url, self.policy, what="url")
+        if options.webhook_url is not None:
+            check_url(options.webhook_url, self.policy, what="webhook_url")
+
+
+def refuse_unsupported(options: JobOptions) -> None:
+    """Options this server cannot honour yet are refused, never silently ignored."""
+    unsupported = options.features_in_use()
+    if unsupported:
+        verb = "is" if len(unsupported) == 1 else "are"
+        raise InvalidInput(f"{', '.join(unsupported)} {verb} not supported by this server yet")
+
+
+def submit(options: JobOptions, submission: Submission) -> tuple[dict[str, Any], bool]:
+    submission.check(options)
+    fingerprint = idempotency.request_hash("/jobs", options, submission.idempotency_key)
+    earlier = submission.earlier(fingerprint)
+    if earlier is not None:
+        return earlier, True
+    found = discover(options, submission)
+    key, now, admission = submission.key, submission.now, submission.admission
+    if found is None:
+
+        def create(session: Session) -> dict[str, Any]:
+            return {"job_id": jobs.create_job(session, key, options, now=now, admission=admission)}
+
+    else:
+        title, episodes = found
+
+        def create(session: Session) -> dict[str, Any]:
+            batch, job_ids = batches.create_batch(
+                session, key, kind="feed", show_url=options.url, title=title, episodes=episodes,
+                options=options, now=now, admission=admission,
+            )  # fmt: skip
+            return {
+                "batch_id": batch.id,
+                "total_episodes": len(job_ids),
+                "paused": options.paused,
+                "episodes": [
+                    {"job_id": job_id, "url": episode.url, "title": episode.title}
+                    for job_id, episode in zip(job_ids, episodes, strict=True)
+                ],
+                "episode_jobs": job_ids,
+            }
+
+    return submission.admit(fingerprint, create)
+
+
+def discover(options: JobOptions, submission: Submission) -> tuple[str | None, list[Episode]] | None:
+    """(title, episodes) when the URL names a feed or playlist with entries, else None."""
+    if not looks_like_playlist(options.url):
+        if options.paused:
+            raise InvalidInput(NOT_A_FEED)
+        return None
+    settings = submission.settings
+    found = fetch_entries(options.url, policy=submission.policy, socket_timeout=settings.socket_timeout_seconds,
+                          timeout=PLAYLIST_TIMEOUT_SECONDS, limit=settings.batch_max_episodes)  # fmt: skip
+    if found["entries"] is None:
+        if options.paused:
+            raise InvalidInput(NOT_A_FEED)
+        return None
+    if not found["entries"]:
+        raise InvalidInput("This feed or playlist has no entries")
+    episodes = [Episode(url=entry["url"], title=entry["title"]) for entry in found["entries"]]
+    _check_hosts([episode.url for episode in episodes], submission.policy)
+    return found["title"], episodes
+
+
+def _check_hosts(urls: list[str], policy: UrlPolicy) -> None:
+    """Each distinct host once: a feed's entries usually share one or two."""
+    seen: set[tuple[str, str]] = set()
+    for url in urls:
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) not in seen:
+            seen.add((parts.scheme, parts.netloc))
+            check_url(url, policy, what="An entry of this feed")
+
+
+def submit_bulk(request: BulkRequest, submission: Submission) -> tuple[dict[str, Any], bool]:
+    if not request.jobs:
+        raise InvalidInput("jobs must hold at least one item")
+    if len(request.jobs) > MAX_BULK_JOBS:
+        raise InvalidInput(f"jobs holds {len(request.jobs)} items; at most {MAX_BULK_JOBS} are allowed")
+    extra = request.model_extra or {}
+    shared = validated(JobOptions, {**extra, "url": request.jobs[0].url})
+    refuse_unsupported(shared)
+    episodes = []
+    for n, item in enumerate(request.jobs):
+        options = validated(JobOptions, {**extra, **item.model_dump(exclude_none=True)}, where=f"jobs[{n}]")
+        try:
+            submission.check(options)
+        except InvalidInput as refused:
+            raise InvalidInput(f"jobs[{n}]: {refused.message}") from None
+        episodes.append(Episode(url=item.url, filename=options.filename))
+    fingerprint = idempotency.request_hash("/jobs/bulk", request, submission.idempotency_key)
+    earlier = submission.earlier(fingerprint)
+    if earlier is not None:
+        return earlier, True
+    key, now, admission = submission.key, submission.now, submission.admission
+
+    def create(session: Session) -> dict[str, Any]:
+        batch, job_ids = batches.create_batch(
+            session, key, kind="bulk", show_url=None, episodes=episodes, options=shared, now=now,
+            admission=admission,
+        )  # fmt: skip
+        return {"batch_id": batch.id, "total_jobs": len(job_ids), "job_ids": job_ids}
+
+    return submission.admit(fingerprint, create)

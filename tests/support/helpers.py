@@ -1,0 +1,68 @@
+"""Helpers the tests share (fixtures stay in conftest.py): keys, draining a worker in this
+process, wiping the database, and the environment of worker subprocesses."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from sqlalchemy import text
+
+from squall.db import Database
+from squall.keys.service import KeyLimits, create_key
+from squall.models import Base
+from squall.settings import Settings
+from squall.worker import Worker
+
+TEST_SECRET = "test-secret-key"
+PYTHON = sys.executable
+
+
+def wipe(db: Database) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db.write() as session:
+        if db.is_sqlite:
+            for table in tables:
+                session.execute(text(f"DELETE FROM {table}"))
+        else:
+            session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+
+
+class KeyFactory:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __call__(self, name: str = "client", key_type: str | None = None, **limits: int) -> tuple[str, str]:
+        """Create a key; returns (secret, key id)."""
+        with self.db.write() as session:
+            new = create_key(
+                session, pepper=TEST_SECRET, name=name, key_type=key_type, limits=KeyLimits(**limits)
+            )
+        return new.api_key, new.id
+
+
+def drain(worker: Worker, limit: int = 50) -> int:
+    """Run queued jobs in this process until the queue is empty; returns how many ran."""
+    ran = 0
+    while ran < limit and worker.run_once():
+        ran += 1
+    return ran
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """Environment for `python -m squall ...` subprocesses sharing the test database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SQUALL_")}
+    env.update(
+        {
+            "SQUALL_DATA_DIR": str(settings.data_dir),
+            "SQUALL_DATABASE_URL": settings.resolved_database_url,
+            "SQUALL_SECRET_KEY": TEST_SECRET,
+            "SQUALL_ALLOW_PRIVATE_URLS": "true",
+            "SQUALL_LEASE_SECONDS": str(settings.lease_seconds),
+            "SQUALL_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
+            "SQUALL_RETRY_BACKOFF_SECONDS": "0",
+            "SQUALL_POLL_SECONDS": "0.05",
+            "SQUALL_DEFAULT_RESERVATION_MB": str(settings.default_reservation_mb),
+        }
+    )
+    return env
