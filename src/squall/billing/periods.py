@@ -19,10 +19,12 @@ from squall.billing.stripe_api import Subscription
 from squall.db.base import table_of
 from squall.keys.models import ApiKey
 from squall.keys.service import AuthenticatedKey
+from squall.logging import get_logger
 from squall.metering import ledger
 from squall.metering.models import UsageEvent
 from squall.units import GB
 
+log = get_logger("squall.billing")
 NOT_CONFIGURED = "Stripe billing is not configured on this server"
 NOT_FETCHED = "The billing period has not been fetched from Stripe yet"
 RETRY_AFTER_ERROR_MS = 30_000  # while Stripe is down, ask it again at most this often
@@ -36,8 +38,17 @@ class BillingFields:
         self.configured = configured
 
     def usage_fields(self, session: Session, key: AuthenticatedKey, *, now: int) -> dict[str, Any]:
+        """Never raises: /usage must answer."""
         if not self.configured:
             return {"billing_error": NOT_CONFIGURED}
+        try:
+            return self._fields(session, key)
+        except Exception:
+            log.exception("billing fields failed", key_id=key.id)
+            return {"billing_period_start": None, "billing_period_end": None, "current_period_usage_gb": None,
+                    "billing_error": "Billing figures are unavailable right now"}  # fmt: skip
+
+    def _fields(self, session: Session, key: AuthenticatedKey) -> dict[str, Any]:
         subscription_id = key.stripe_subscription_id or ""
         row = session.get(BillingPeriod, key.id)
         body: dict[str, Any] = {"billing_period_start": None, "billing_period_end": None,

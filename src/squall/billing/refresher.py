@@ -25,7 +25,10 @@ class PeriodRefresher:
         with self.db.read() as session:
             due = periods.due_for_refresh(session, now=self.clock.now_ms())
         for key_id, subscription_id in due:
-            self.refresh(key_id, subscription_id)
+            try:
+                self.refresh(key_id, subscription_id)
+            except Exception:  # one key's surprise must not stop the others' refresh
+                log.exception("billing period refresh failed", key_id=key_id)
         return len(due)
 
     def refresh(self, key_id: str, subscription_id: str) -> str | None:

@@ -22,13 +22,15 @@ class _AlreadyReported(Exception):
 
 
 @contextmanager
-def stripe_errors() -> Iterator[None]:
+def stripe_errors(*, reporting: bool = False) -> Iterator[None]:
     """The one place Stripe's exceptions become Squall's: ``BillingUnavailable`` with a
-    message for people (and a repeated meter-event identifier, which is not a failure)."""
+    message for people (and, when ``reporting`` a meter event, a repeated identifier, which is
+    not a failure)."""
     try:
         yield
     except stripe.InvalidRequestError as exc:
-        if "identifier" in str(exc.user_message or exc).lower() and "already" in str(exc).lower():
+        already = "identifier" in str(exc.user_message or exc).lower() and "already" in str(exc).lower()
+        if reporting and already:
             raise _AlreadyReported() from None
         raise BillingUnavailable(_describe(exc)) from None
     except stripe.StripeError as exc:
@@ -70,7 +72,7 @@ class StripeApi:
             "timestamp": timestamp_s,
         }
         try:
-            with stripe_errors():
+            with stripe_errors(reporting=True):
                 self.client.v1.billing.meter_events.create(params=params)
         except _AlreadyReported:
             return

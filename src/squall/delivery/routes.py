@@ -60,6 +60,7 @@ def get_file(
     keys = job.stored_keys if job is not None and job.status == JobStatus.COMPLETED else []
     key_id = job.key_id if job is not None else ""
     finished_at = (job.finished_at if job is not None else None) or 0
+    tx.finish()  # not held open while a remote object is fetched or the body is sent
     key = next((k for k in keys if k.rsplit("/", 1)[-1] == name), None)
     if key is None:
         raise NotFound("File not found")

@@ -36,7 +36,7 @@ async def submission_dep(
     key: CurrentKey, reader: ReadTx, writer: WriteTx, settings: SettingsDep, clock: ClockDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Submission:  # fmt: skip
-    return Submission(key, settings, now=clock.now_ms(), reader=reader, writer=writer,
+    return Submission(key, settings, clock=clock, reader=reader, writer=writer,
                       idempotency_key=idempotency_key)  # fmt: skip
 
 

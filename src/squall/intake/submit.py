@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from squall.batches import service as batches
 from squall.batches.service import Episode
+from squall.clock import Clock
 from squall.db.unit_of_work import UnitOfWork
 from squall.errors import InvalidInput
 from squall.intake import idempotency
@@ -50,10 +51,10 @@ class Submission:
     transactions (a read for an earlier answer, the write that admits)."""
 
     def __init__(
-        self, key: AuthenticatedKey, settings: Settings, *, now: int, reader: UnitOfWork, writer: UnitOfWork,
+        self, key: AuthenticatedKey, settings: Settings, *, clock: Clock, reader: UnitOfWork, writer: UnitOfWork,
         idempotency_key: str | None,
     ) -> None:  # fmt: skip
-        self.key, self.settings, self.now = key, settings, now
+        self.key, self.settings, self.clock = key, settings, clock
         self.reader, self.writer = reader, writer
         self.idempotency_key = idempotency_key
         self.policy: UrlPolicy = url_policy(settings)
@@ -67,20 +68,24 @@ class Submission:
     def earlier(self, fingerprint: str) -> dict[str, Any] | None:
         if self.idempotency_key is None:
             return None
-        return idempotency.earlier_answer(self.reader.session, self.key.id, self.idempotency_key, fingerprint)
+        answer = idempotency.earlier_answer(
+            self.reader.session, self.key.id, self.idempotency_key, fingerprint
+        )
+        self.reader.finish()  # not held open while a feed is read or the jobs are written
+        return answer
 
     def admit(
-        self, fingerprint: str, create: Callable[[Session], dict[str, Any]]
+        self, fingerprint: str, create: Callable[[Session, int], dict[str, Any]]
     ) -> tuple[dict[str, Any], bool]:
-        """``create`` in the write transaction, with its answer stored under the key (first, so
-        a concurrent twin stops there). Returns (answer, replayed)."""
-        session = self.writer.session
+        """``create(session, now)`` in the write transaction, with its answer stored under the
+        key (first, so a concurrent twin stops there). Returns (answer, replayed)."""
+        session, now = self.writer.session, self.clock.now_ms()  # now: after any feed was read
         if self.idempotency_key is None:
-            return create(session), False
-        reserved = idempotency.reserve(session, self.key.id, self.idempotency_key, fingerprint, now=self.now)
+            return create(session, now), False
+        reserved = idempotency.reserve(session, self.key.id, self.idempotency_key, fingerprint, now=now)
         if isinstance(reserved, dict):
             return reserved, True
-        reserved.response = create(session)
+        reserved.response = create(session, now)
         return reserved.response, False
 
     def check(self, options: JobOptions) -> None:
@@ -105,16 +110,16 @@ def submit(options: JobOptions, submission: Submission) -> tuple[dict[str, Any],
     if earlier is not None:
         return earlier, True
     found = discover(options, submission)
-    key, now, admission = submission.key, submission.now, submission.admission
+    key, admission = submission.key, submission.admission
     if found is None:
 
-        def create(session: Session) -> dict[str, Any]:
+        def create(session: Session, now: int) -> dict[str, Any]:
             return {"job_id": jobs.create_job(session, key, options, now=now, admission=admission)}
 
     else:
         title, episodes = found
 
-        def create(session: Session) -> dict[str, Any]:
+        def create(session: Session, now: int) -> dict[str, Any]:
             batch, job_ids = batches.create_batch(
                 session, key, kind="feed", show_url=options.url, title=title, episodes=episodes,
                 options=options, now=now, admission=admission,
@@ -183,9 +188,9 @@ def submit_bulk(request: BulkRequest, submission: Submission) -> tuple[dict[str,
     earlier = submission.earlier(fingerprint)
     if earlier is not None:
         return earlier, True
-    key, now, admission = submission.key, submission.now, submission.admission
+    key, admission = submission.key, submission.admission
 
-    def create(session: Session) -> dict[str, Any]:
+    def create(session: Session, now: int) -> dict[str, Any]:
         batch, job_ids = batches.create_batch(
             session, key, kind="bulk", show_url=None, episodes=episodes, options=shared, now=now,
             admission=admission,

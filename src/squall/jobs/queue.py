@@ -57,7 +57,7 @@ def claim(session: Session, *, worker_id: str, now: int, lease_ms: int) -> Claim
     try:
         options, problem = JobOptions.model_validate({**job.options, "url": job.url}), None
     except ValidationError as exc:  # stored under an older model: the run fails with this
-        options = JobOptions.model_construct(url=job.url)
+        options = JobOptions.model_construct(**{**job.options, "url": job.url})  # hook and folder kept
         problem = f"The job's stored options are no longer valid: {describe_validation_error(exc.errors())}"
     return ClaimedJob(
         id=job.id,

@@ -91,7 +91,9 @@ def retry_job(
     job_id: str, key: CurrentKey, reader: ReadTx, tx: WriteTx, settings: SettingsDep, clock: ClockDep
 ) -> dict[str, Any]:
     # DNS may have changed since the first submission; checked before the write begins.
-    check_url(service.get_job(reader.session, key.id, job_id).url, url_policy(settings), what="url")
+    url = service.get_job(reader.session, key.id, job_id).url
+    reader.finish()
+    check_url(url, url_policy(settings), what="url")
     new_id = service.retry_job(tx.session, key, job_id, now=clock.now_ms(), admission=admission(settings))
     return {"job_id": new_id, "original_job_id": job_id, "message": "Job re-queued successfully"}
 

@@ -61,12 +61,16 @@ class LeasedQueue:
     ) -> Sequence[Row[Any]]:
         """Lease up to ``limit`` due rows, first by ``order_by``; returns ``id``, ``token`` and
         ``returning`` of each. ``values``: what else this claim sets (it may depend on now)."""
+        # A CTE, not a plain IN (subquery): PostgreSQL may rescan a LIMIT ... SKIP LOCKED
+        # subquery once per outer row (a nested-loop semi join), each rescan locking another
+        # row, and so update more than ``limit`` rows. A locking CTE is evaluated once.
         candidates = (
             select(self.id)
             .where(self.due(now))
             .order_by(*self.order_by)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("due")
         )
         claimed: dict[str, Any] = {
             self.token.key: self.token + 1,
@@ -80,7 +84,7 @@ class LeasedQueue:
         # transaction claimed between the subquery and the update is skipped, not taken twice.
         statement = (
             update(self.table)
-            .where(self.id.in_(candidates), self.waiting)
+            .where(self.id.in_(select(candidates.c.id)), self.waiting)
             .values(claimed)
             .returning(self.id, self.token, *returning)
         )

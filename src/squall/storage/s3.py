@@ -111,8 +111,8 @@ class S3Storage:
         try:
             with s3_errors(f"delete of {key}"):
                 self.client.delete_object(Bucket=self.bucket, Key=key)
-        except _Missing:
-            pass
+        except (_Missing, _Taken):  # S3 answers 204 for a missing key: anything else is a failure
+            raise StorageError(f"S3 delete of {key} failed: the bucket refused it") from None
 
     def size(self, key: str) -> int | None:
         try:
