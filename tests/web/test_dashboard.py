@@ -95,7 +95,7 @@ def test_a_wrong_key_is_refused_and_a_right_one_signs_in_and_out(
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_have_text("That API key was not accepted. Check it and try again.")
     assert console_errors == [
-        "Failed to load resource: the server responded with a status of 401 (NotAuthenticated)"
+        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
     ]
     console_errors.clear()  # the browser's own note of the refused request, expected here
     page.get_by_label("API key").fill(api_key)

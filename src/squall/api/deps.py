@@ -3,7 +3,9 @@
 Routes get their transaction here, and only here: ``WriteTx`` is committed after the route
 returns and before the response is sent (a client is never told of a change that did not
 commit), or rolled back if the route raised; ``ReadTx`` is rolled back. Both open on first
-use. Services take the session and never commit."""
+use. A sync route's units are finished in its own thread as it returns
+(``api/routing.py``); what is left (an async route's, or a route that raised) is finished
+here. Services take the session and never commit."""
 
 from __future__ import annotations
 

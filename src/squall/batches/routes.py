@@ -8,11 +8,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from squall.api.deps import ClockDep, Limit, Offset, ReadTx, WriteTx
+from squall.api.routing import TransactionalRoute
 from squall.batches import service
 from squall.batches.service import batch_view
 from squall.keys.auth import CurrentKey
 
-router = APIRouter(tags=["batches"])
+router = APIRouter(tags=["batches"], route_class=TransactionalRoute)
 
 
 @router.get("/batch/{batch_id}", response_model=None, summary="A batch's progress and its episode jobs")

@@ -13,7 +13,7 @@ from squall.billing import periods, reports
 from squall.billing.refresher import PeriodRefresher
 from squall.billing.reports import ClaimedReport
 from squall.billing.stripe_api import StripeApi
-from squall.clock import DAY_MS, SYSTEM, Clock
+from squall.clock import DAY_MS, HOUR_MS, SYSTEM, Clock
 from squall.db import Database
 from squall.errors import BillingUnavailable
 from squall.keys.models import ApiKey
@@ -25,10 +25,10 @@ log = get_logger("squall.billing")
 # One report per claim: each is one small request, and a claim then lasts only as long as
 # one attempt may (so a crashed worker's report is sent again within seconds).
 BATCH = 1
-BACKOFF = RetryPolicy.exponential(10_000, max_ms=3_600_000)
+BACKOFF = RetryPolicy.exponential(10_000, max_ms=HOUR_MS)
 TOO_OLD_MS = 34 * DAY_MS
 # Stripe rejects a repeated identifier for "at least 24 hours": resends stop before that.
-RESEND_WINDOW_MS = 23 * 3_600_000
+RESEND_WINDOW_MS = 23 * HOUR_MS
 NOT_RESENT = (
     "Not resent: an earlier attempt may have reached Stripe over 23 hours ago (see squall billing reconcile)"
 )

@@ -12,10 +12,11 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from squall.api.deps import WriteTx, get_app_settings
+from squall.api.routing import TransactionalRoute
 from squall.billing.periods import mark_changed
 from squall.errors import InvalidInput
 
-router = APIRouter(tags=["billing"])
+router = APIRouter(tags=["billing"], route_class=TransactionalRoute)
 
 
 @router.post("/stripe/webhook", response_model=None, summary="Stripe events (signed by Stripe)")

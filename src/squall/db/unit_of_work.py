@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
+from contextvars import ContextVar
 
 from sqlalchemy.orm import Session
+
+# The units opened during one route call (see squall/api/routing.py), finished in its thread.
+OPENED_IN_CALL: ContextVar[list[UnitOfWork] | None] = ContextVar("opened_in_call", default=None)
 
 
 class UnitOfWork:
@@ -25,6 +29,9 @@ class UnitOfWork:
             stack = ExitStack()
             self._session = stack.enter_context(self._scope())
             self._stack = stack
+            opened = OPENED_IN_CALL.get()
+            if opened is not None:
+                opened.append(self)
         return self._session
 
     @property

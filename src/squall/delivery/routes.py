@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
 from squall.api.deps import ClockDep, DatabaseDep, ReadTx, SettingsDep, StorageDep
+from squall.api.routing import TransactionalRoute
 from squall.clock import Clock
 from squall.db import Database
 from squall.delivery.cache import DeliveryCache
@@ -26,7 +27,7 @@ from squall.metering import ledger
 from squall.metering.ledger import Usage
 from squall.storage.signing import verify
 
-router = APIRouter(tags=["delivery"])
+router = APIRouter(tags=["delivery"], route_class=TransactionalRoute)
 
 
 async def delivery_cache_dep(request: Request) -> DeliveryCache:

@@ -9,11 +9,12 @@ from fastapi.responses import JSONResponse
 
 from squall.api.deps import ClockDep, ReadTx, SettingsDep, WriteTx
 from squall.api.openapi import ErrorBody, QuotaBody
+from squall.api.routing import TransactionalRoute
 from squall.intake.submit import BulkRequest, Submission, submit, submit_bulk
 from squall.jobs.options import JobOptions
 from squall.keys.auth import CurrentKey
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=TransactionalRoute)
 
 IdempotencyKey = Annotated[
     str | None,

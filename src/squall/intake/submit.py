@@ -47,8 +47,9 @@ class BulkRequest(BaseModel):
 
 
 class Submission:
-    """One request's way to its jobs: its key, its settings, the time, and its two
-    transactions (a read for an earlier answer, the write that admits)."""
+    """One request's way to its jobs: its key, its settings, the clock, and its two
+    transactions: a read for an earlier answer (opened only for an Idempotency-Key, ended as
+    soon as it answered) and the request's write, which admits."""
 
     def __init__(
         self, key: AuthenticatedKey, settings: Settings, *, clock: Clock, reader: UnitOfWork, writer: UnitOfWork,
@@ -68,11 +69,12 @@ class Submission:
     def earlier(self, fingerprint: str) -> dict[str, Any] | None:
         if self.idempotency_key is None:
             return None
-        answer = idempotency.earlier_answer(
-            self.reader.session, self.key.id, self.idempotency_key, fingerprint
-        )
-        self.reader.finish()  # not held open while a feed is read or the jobs are written
-        return answer
+        try:
+            return idempotency.earlier_answer(
+                self.reader.session, self.key.id, self.idempotency_key, fingerprint
+            )
+        finally:
+            self.reader.finish()  # not held open while a feed is read or the jobs are written
 
     def admit(
         self, fingerprint: str, create: Callable[[Session, int], dict[str, Any]]

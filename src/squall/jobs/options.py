@@ -8,13 +8,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from squall.keys.service import RESOLUTIONS as KEY_RESOLUTIONS
+
 VIDEO_FORMATS = ("mp4", "mkv", "webm", "mov")
 AUDIO_FORMATS = ("m4a", "mp3", "ogg", "opus")
 VIDEO_CODECS = ("copy", "h264", "h265", "vp9")
 AUDIO_CODECS = ("copy", "aac", "opus", "mp3")
 AUDIO_BITRATES = ("64k", "128k", "192k", "256k", "320k")
 QUALITY_PRESETS = ("highest", "high", "medium", "low", "lowest")
-RESOLUTIONS = ("best", "2160", "1440", "1080", "720", "480", "360")
+RESOLUTIONS = ("best", *(str(r) for r in KEY_RESOLUTIONS))
 
 # Which codecs each container can hold ("copy" is checked against the source later).
 CONTAINER_VIDEO = {

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from squall.api.deps import ClockDep, Limit, Offset, ReadTx, SettingsDep, StorageDep, WriteTx
+from squall.api.routing import TransactionalRoute
 from squall.clock import DAY_MS
 from squall.jobs import queries, service
 from squall.jobs.service import Admission
@@ -21,7 +22,7 @@ from squall.settings import Settings
 
 # Routes return plain dicts with ``response_model=None``: FastAPI would otherwise re-validate
 # every response against ``dict[str, Any]`` in the thread pool, for nothing.
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=TransactionalRoute)
 METADATA_TIMEOUT_SECONDS = 60.0
 
 

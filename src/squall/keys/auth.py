@@ -19,6 +19,8 @@ from squall.keys.service import AuthenticatedKey, find_key
 
 
 def _lookup(db: Database, digest: str) -> AuthenticatedKey | None:
+    """A read of its own, ended at once (the edge's, like the route's): authentication runs
+    before the route and must not hold a read open while a write route works."""
     with db.read() as session:
         return find_key(session, digest)
 

@@ -10,11 +10,12 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from squall.api.deps import ClockDep, ReadTx, SnapshotTx
+from squall.api.routing import TransactionalRoute
 from squall.keys.auth import CurrentKey
 from squall.keys.service import AuthenticatedKey
 from squall.metering import ranges, service
 
-router = APIRouter(tags=["usage"])
+router = APIRouter(tags=["usage"], route_class=TransactionalRoute)
 
 
 class BillingFields(Protocol):

@@ -10,6 +10,8 @@ import re
 import socket
 from dataclasses import dataclass
 
+from squall.units import human_bytes
+
 
 @dataclass(frozen=True)
 class Classified:
@@ -44,6 +46,16 @@ def scrub_tool_names(text: str) -> str:
 def clean(text: str) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", text).replace("ERROR: ", "")
     return scrub_tool_names(text).strip()[:500]
+
+
+def too_long(seconds: float, limit: int) -> str:
+    """The message of a source longer than the key's duration limit."""
+    return f"Video is {seconds:.0f} seconds long; this API key allows at most {limit} seconds"
+
+
+def too_large(size: int, limit: int) -> str:
+    """The message of an output larger than the key's size limit."""
+    return f"File is {human_bytes(size)}; this API key allows at most {human_bytes(limit)}"
 
 
 def classify(exc: BaseException) -> Classified:

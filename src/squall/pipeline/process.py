@@ -101,8 +101,9 @@ def audio_args(spec: JobSpec, media: MediaInfo) -> list[str]:
     return ["-c:a", AUDIO_ENCODERS[codec], "-b:a", spec.audio_bitrate]
 
 
-def build_command(source: Path, target: Path, spec: JobSpec, media: MediaInfo) -> list[str]:
-    cmd = [
+def ffmpeg_base() -> list[str]:
+    """How every FFmpeg run starts: quiet, non-interactive, overwriting, local files only."""
+    return [
         ffmpeg_path(),
         "-nostdin",
         "-hide_banner",
@@ -112,6 +113,10 @@ def build_command(source: Path, target: Path, spec: JobSpec, media: MediaInfo) -
         "-protocol_whitelist",
         "file,pipe",
     ]
+
+
+def build_command(source: Path, target: Path, spec: JobSpec, media: MediaInfo) -> list[str]:
+    cmd = ffmpeg_base()
     if spec.clip_start is not None:
         cmd += ["-ss", f"{spec.clip_start:.3f}"]
     if spec.clip_end is not None:

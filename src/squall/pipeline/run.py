@@ -8,13 +8,14 @@ from typing import Any
 
 from squall.errors import JobFailure, StorageError
 from squall.pipeline.download import download, quota_failure
+from squall.pipeline.failures import too_large, too_long
 from squall.pipeline.probe import MediaInfo, probe
 from squall.pipeline.process import build_command, run_ffmpeg
 from squall.pipeline.sidecars import Sidecar, subtitle_sidecar, thumbnail_sidecar
 from squall.pipeline.spec import Cancelled, JobSpec, PipelineEvents, PipelineResult
 from squall.storage.base import Storage
 from squall.storage.naming import alternate_key, object_key, sanitize_filename
-from squall.units import MB, human_bytes
+from squall.units import MB
 
 
 def _seconds_since(start: float) -> float:
@@ -37,14 +38,9 @@ def check_limits(spec: JobSpec, media: MediaInfo, size: int) -> None:
         and media.duration_seconds
         and media.duration_seconds > spec.max_duration_seconds
     ):
-        raise JobFailure(
-            f"Video is {media.duration_seconds:.0f} seconds long; "
-            f"this API key allows at most {spec.max_duration_seconds} seconds"
-        )
+        raise JobFailure(too_long(media.duration_seconds, spec.max_duration_seconds))
     if spec.max_filesize_bytes and size > spec.max_filesize_bytes:
-        raise JobFailure(
-            f"File is {human_bytes(size)}; this API key allows at most {human_bytes(spec.max_filesize_bytes)}"
-        )
+        raise JobFailure(too_large(size, spec.max_filesize_bytes))
 
 
 def store(storage: Storage, output: Path, key: str, job_id: str) -> str:

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from squall.errors import JobFailure
-from squall.pipeline.binaries import ffmpeg_path
 from squall.pipeline.probe import MediaInfo
-from squall.pipeline.process import run_ffmpeg
+from squall.pipeline.process import ffmpeg_base, run_ffmpeg
 from squall.pipeline.spec import DownloadResult, JobSpec, PipelineEvents
 from squall.storage.naming import sanitize_filename
 
@@ -54,9 +53,18 @@ def thumbnail_sidecar(
             continue
         target = workdir / "thumbnail.jpg"
         at = min(THUMBNAIL_AT_SECONDS, (media.duration_seconds or 0) / 2)
-        cmd = [ffmpeg_path(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-               "-protocol_whitelist", "file,pipe", "-ss", f"{at:.3f}", "-i", str(path),
-               "-frames:v", "1", "-q:v", "3", str(target)]  # fmt: skip
+        cmd = [
+            *ffmpeg_base(),
+            "-ss",
+            f"{at:.3f}",
+            "-i",
+            str(path),
+            "-frames:v",
+            "1",
+            "-q:v",
+            "3",
+            str(target),
+        ]
         try:
             run_ffmpeg(cmd, events, spec.timeout_seconds)
         except JobFailure:  # a missing thumbnail is not worth failing the job over

@@ -12,9 +12,8 @@ from typing import Any
 import yt_dlp
 
 from squall.pipeline import guard
-from squall.pipeline.failures import Classified, classify
+from squall.pipeline.failures import Classified, classify, too_large, too_long
 from squall.pipeline.urlguard import UrlPolicy
-from squall.units import human_bytes
 
 _INFO_FIELDS = (
     "title",
@@ -61,11 +60,11 @@ class _QuietLogger:
 
 
 def _too_long(seconds: float, limit: int) -> Classified:
-    return Classified(f"Video is {seconds:.0f} seconds long; this API key allows at most {limit} seconds")
+    return Classified(too_long(seconds, limit))
 
 
 def _too_large(size: int, limit: int) -> Classified:
-    return Classified(f"File is {human_bytes(size)}; this API key allows at most {human_bytes(limit)}")
+    return Classified(too_large(size, limit))
 
 
 def _run_child(conn: Connection, options: dict[str, Any], work: Callable[[], dict[str, Any]]) -> None:

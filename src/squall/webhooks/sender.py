@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from squall.clock import SYSTEM, Clock
+from squall.clock import DAY_MS, SYSTEM, Clock
 from squall.db import Database
 from squall.errors import HostNotFound, UrlRefused
 from squall.logging import get_logger
@@ -30,7 +30,7 @@ from squall.webhooks.signing import signature_header
 DELIVERED, FAILED, GONE, PENDING = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.GONE,
                                     DeliveryStatus.PENDING)  # fmt: skip
 log = get_logger("squall.webhooks")
-MAX_RETRY_AFTER_MS = 24 * 3600 * 1000
+MAX_RETRY_AFTER_MS = DAY_MS
 # Claims held per sender thread: one being sent, one waiting. A waiting claim is sent within
 # one attempt's timeout, well inside its lease (two timeouts plus 5 s), so never twice.
 PREFETCH = 2

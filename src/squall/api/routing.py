@@ -1,0 +1,39 @@
+"""The route class of every router: a sync route's transactions are finished (committed, or
+rolled back for reads) in the route's own thread the moment it returns, before the response
+is built. Handing the commit back to the event loop first would keep SQLite's one write lock
+held while the loop gets round to it, and every other writer waits that long. If the route
+raises, nothing is finished here: the session dependency rolls back."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.routing import APIRoute
+
+from squall.db.unit_of_work import OPENED_IN_CALL, UnitOfWork
+
+
+def _finishing(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(endpoint)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        opened: list[UnitOfWork] = []
+        token = OPENED_IN_CALL.set(opened)
+        try:
+            result = endpoint(*args, **kwargs)
+        finally:
+            OPENED_IN_CALL.reset(token)
+        for unit in opened:
+            unit.finish()
+        return result
+
+    return call
+
+
+class TransactionalRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = _finishing(endpoint)
+        super().__init__(path, endpoint, **kwargs)
