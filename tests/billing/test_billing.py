@@ -117,7 +117,6 @@ def test_usage_shows_the_period_and_the_bytes_uploaded_in_it(
 
 def test_a_rollover_starts_the_period_usage_again(
     billed: TestClient, make_key: KeyFactory, stripe_server: StripeStandIn, worker: Worker, media: MediaServer,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     key, _ = stripe_key(make_key, stripe_server)
     first = upload(billed, key, worker, media, "one")
@@ -141,7 +140,7 @@ def test_a_rollover_starts_the_period_usage_again(
 
 
 def test_stripe_down_gives_a_billing_error_and_the_last_known_period(
-    billed: TestClient, make_key: KeyFactory, stripe_server: StripeStandIn, monkeypatch: pytest.MonkeyPatch
+    billed: TestClient, make_key: KeyFactory, stripe_server: StripeStandIn
 ) -> None:
     start, end = int(time.time()) - DAY_S, int(time.time()) + DAY_S
     key, _ = stripe_key(make_key, stripe_server, start=start, end=end)

@@ -155,7 +155,6 @@ def test_the_delivery_cache_fills_once_and_evicts_the_least_recently_used(tmp_pa
 
 def test_retention_deletes_old_outputs_and_meters_the_delete(
     client: TestClient, make_key: KeyFactory, worker: Worker, media: MediaServer, db: Database, settings: Settings,
-    monkeypatch: Any,
 ) -> None:  # fmt: skip
     key, _ = make_key("Short-lived", retention_days=1)
     job_id = client.post(

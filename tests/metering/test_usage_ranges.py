@@ -114,7 +114,6 @@ def test_a_delete_lowers_what_is_stored_from_its_day_on(
     api_key: str,
     worker: Worker,
     media: MediaServer,
-    monkeypatch: pytest.MonkeyPatch,
     db: Database,
 ) -> None:
     clock = Clock(client, worker, D1)
@@ -144,7 +143,7 @@ def test_a_delete_lowers_what_is_stored_from_its_day_on(
 
 
 def test_transcoding_minutes_land_in_their_quality_and_priority_buckets(
-    client: TestClient, api_key: str, worker: Worker, media: MediaServer, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, api_key: str, worker: Worker, media: MediaServer
 ) -> None:
     Clock(client, worker, D1)
     ids = {
@@ -178,7 +177,6 @@ def test_transcoding_minutes_land_in_their_quality_and_priority_buckets(
 
 def test_another_key_sees_none_of_it(
     client: TestClient, api_key: str, make_key: KeyFactory, worker: Worker, media: MediaServer,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     Clock(client, worker, D1)
     job_id = submit(client, api_key, url=media.url("media/tiny.mp4"))
