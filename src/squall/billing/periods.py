@@ -42,7 +42,8 @@ class BillingFields:
         if not self.configured:
             return {"billing_error": NOT_CONFIGURED}
         try:
-            return self._fields(session, key)
+            with session.begin_nested():  # on PostgreSQL a failed query would end the transaction
+                return self._fields(session, key)
         except Exception:
             log.exception("billing fields failed", key_id=key.id)
             return {"billing_period_start": None, "billing_period_end": None, "current_period_usage_gb": None,

@@ -21,10 +21,13 @@ class UnitOfWork:
         self._scope = scope
         self._stack: ExitStack | None = None
         self._session: Session | None = None
+        self._finished = False
 
     @property
     def session(self) -> Session:
         """The transaction's session, begun now if this is its first use."""
+        if self._finished:  # a transaction nobody would finish (on SQLite: the write lock, held)
+            raise RuntimeError("this unit of work has been finished")
         if self._session is None:
             stack = ExitStack()
             self._session = stack.enter_context(self._scope())
@@ -43,6 +46,7 @@ class UnitOfWork:
         stack, self._stack, self._session = self._stack, None, None
         if stack is None:
             return
+        self._finished = True
         if error is None:
             stack.close()
         else:  # rolled back; the caller re-raises ``error``

@@ -59,8 +59,9 @@ class LeasedQueue:
         values: Mapping[str, Any] | None = None,
         returning: Sequence[Any] = (),
     ) -> Sequence[Row[Any]]:
-        """Lease up to ``limit`` due rows, first by ``order_by``; returns ``id``, ``token`` and
-        ``returning`` of each. ``values``: what else this claim sets (it may depend on now)."""
+        """Lease up to ``limit`` due rows, the first by ``order_by``; returns ``id``, ``token`` and
+        ``returning`` of each (in no particular order: RETURNING does not keep the CTE's).
+        ``values``: what else this claim sets (it may depend on now)."""
         # A CTE, not a plain IN (subquery): PostgreSQL may rescan a LIMIT ... SKIP LOCKED
         # subquery once per outer row (a nested-loop semi join), each rescan locking another
         # row, and so update more than ``limit`` rows. A locking CTE is evaluated once.
