@@ -144,7 +144,7 @@ def test_side_effects_roll_back_with_the_change(db: Database, make_key: KeyFacto
             record(session, BatchEnded("b", key_id, None, None, "completed", 1, 0, 1, None, at=T0))
         assert deliveries(db) == []
     finally:
-        db.events._handlers[BatchEnded].remove(broken)
+        db.events.unsubscribe(BatchEnded, broken)
 
 
 @dataclass(frozen=True)

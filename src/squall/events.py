@@ -53,8 +53,9 @@ class EventBus:
         if handler not in handlers:
             handlers.append(handler)
 
-    def handlers(self, event_type: type[DomainEvent]) -> list[Handler]:
-        return list(self._handlers.get(event_type, ()))
+    def unsubscribe(self, event_type: type[E], handler: Callable[[Session, E], None]) -> None:
+        if handler in self._handlers.get(event_type, ()):
+            self._handlers[event_type].remove(handler)
 
     def dispatch(self, session: Session) -> None:
         """Run the handlers of every event recorded in ``session``, in order, including the

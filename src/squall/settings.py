@@ -14,6 +14,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from squall.units import MB
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated CIDRs. Raises ValueError naming a bad entry."""
+    parsed = []
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            parsed.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"'{entry}' is not a network such as 10.0.0.0/8 or 10.1.2.3/32") from None
+    return tuple(parsed)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SQUALL_", env_file=".env", extra="ignore")
@@ -68,11 +81,7 @@ class Settings(BaseSettings):
     @field_validator("allowed_private_networks")
     @classmethod
     def _networks_parse(cls, value: str) -> str:
-        for entry in filter(None, (part.strip() for part in value.split(","))):
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(f"'{entry}' is not a network such as 10.0.0.0/8 or 10.1.2.3/32") from None
+        parse_networks(value)
         return value
 
     @field_validator("webhook_retry_seconds")

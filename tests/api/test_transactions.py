@@ -72,7 +72,7 @@ def revoking(db: Database, make_key: KeyFactory) -> Iterator[tuple[TestClient, s
         with TestClient(app, raise_server_exceptions=False) as client:
             yield client, key_id
     finally:
-        db.events._handlers[Refused].remove(refuse)
+        db.events.unsubscribe(Refused, refuse)
 
 
 def revoked(db: Database, key_id: str) -> bool:

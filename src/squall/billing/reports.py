@@ -17,16 +17,7 @@ from squall.keys.models import ApiKey
 from squall.queue import LeasedQueue
 
 _TABLE = table_of(MeterReport)
-REPORTS = LeasedQueue(
-    table=_TABLE,
-    waiting=_TABLE.c.status == ReportStatus.PENDING,
-    held=_TABLE.c.status == ReportStatus.PENDING,
-    due_at=_TABLE.c.next_attempt_at,
-    token=_TABLE.c.attempts,
-    lease_until=_TABLE.c.lease_expires_at,
-    order_by=(_TABLE.c.next_attempt_at,),
-    expired_are_due=True,
-)
+REPORTS = LeasedQueue.outbox(_TABLE, ReportStatus.PENDING)
 
 
 @dataclass(frozen=True)

@@ -132,11 +132,16 @@ class _Ending:
     reserved: int
     url: str
     batch_id: str | None
-    options: dict[str, Any]
+    folder: str | None
+    hook: Hook | None
 
 
 def _ending_of(job: Job, reserved: int, attempt: int) -> _Ending:
-    return _Ending(job.id, job.key_id, attempt, reserved, job.url, job.batch_id, job.options)
+    """From the job's row (its stored options hold the hook and the folder)."""
+    options: dict[str, Any] = job.options
+    url = options.get("webhook_url")
+    hook = Hook(url, bool(options.get("enable_progress_webhook"))) if url else None
+    return _Ending(job.id, job.key_id, attempt, reserved, job.url, job.batch_id, options.get("folder"), hook)
 
 
 def cancel_job(session: Session, key_id: str, job_id: str, *, now: int) -> Job:
@@ -308,7 +313,7 @@ def fail_job(
             session, claimed.id, claimed.key_id, claimed.attempt, run_after=retry_at, error=failure.message
         )
     ending = _Ending(claimed.id, claimed.key_id, claimed.attempt, owned.reserved_bytes, claimed.url,
-                     claimed.batch_id, claimed.options.model_dump(mode="json", exclude_defaults=True))  # fmt: skip
+                     claimed.batch_id, claimed.options.folder, claimed.hook)  # fmt: skip
     end_without_output(session, ending, failure, now=now)
     return True
 
@@ -334,14 +339,8 @@ def _ended_without_output(session: Session, job: _Ending, status: str, error: st
     """The ledger event and the domain event of a job that ended without output."""
     ledger.record(session, key_id=job.key_id, job_id=job.id, at_ms=now,
                   events=[Usage(ledger.JOBS_FAILED, 1)], dedupe_prefix=job.id)  # fmt: skip
-    options = job.options
-    hook = (
-        Hook(options["webhook_url"], bool(options.get("enable_progress_webhook")))
-        if options.get("webhook_url")
-        else None
-    )
     record(session, JobEnded(job.id, job.key_id, job.url, status, at=now, batch_id=job.batch_id,
-                             folder=options.get("folder"), hook=hook, error=error))  # fmt: skip
+                             folder=job.folder, hook=job.hook, error=error))  # fmt: skip
 
 
 def grow_job_reservation(session: Session, claimed: ClaimedJob, needed_bytes: int) -> bool | None:
@@ -377,9 +376,7 @@ def reap_expired(session: Session, *, now: int) -> int:
     for job in queue.expired_leases(session, now=now):
         if job.attempt >= job.max_attempts:
             failure = JobFailure(f"The job was interrupted {job.attempt} times and was given up")
-            ending = _Ending(job.id, job.key_id, job.attempt, job.reserved_bytes, job.url, job.batch_id,
-                             job.options)  # fmt: skip
-            end_without_output(session, ending, failure, now=now)
+            end_without_output(session, _ending_of(job, job.reserved_bytes, job.attempt), failure, now=now)
         else:
             queue.requeue(session, job.id, job.key_id, job.attempt, run_after=now)
         handled += 1

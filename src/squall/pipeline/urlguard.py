@@ -9,16 +9,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from squall.errors import HostNotFound, UrlRefused
-
-if TYPE_CHECKING:
-    from squall.settings import Settings
+from squall.settings import IPNetwork, Settings, parse_networks
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 BLOCKED_NAMES = ("localhost", "metadata.google.internal")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
@@ -58,15 +55,10 @@ class UrlPolicy:
     allowed_networks: tuple[IPNetwork, ...] = ()
 
     @classmethod
+    @lru_cache(maxsize=16)  # every request asks; the settings rarely change
     def parse(cls, *, allow_private: bool, networks: str) -> UrlPolicy:
         """``networks``: comma-separated CIDRs. Raises ValueError naming a bad entry."""
-        parsed = []
-        for entry in filter(None, (part.strip() for part in networks.split(","))):
-            try:
-                parsed.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                raise ValueError(f"'{entry}' is not a network such as 10.0.0.0/8 or 10.1.2.3/32") from None
-        return cls(allow_private=allow_private, allowed_networks=tuple(parsed))
+        return cls(allow_private=allow_private, allowed_networks=parse_networks(networks))
 
     def permits(self, address: IPAddress) -> bool:
         if self.allow_private or is_public(address):

@@ -38,6 +38,24 @@ class LeasedQueue:
     expired_are_due: bool = False
     on_claim: Mapping[str, Any] = field(default_factory=dict)  # more values set by every claim
 
+    @classmethod
+    def outbox(cls, table: Table, pending: str, *, owner: bool = False) -> LeasedQueue:
+        """An outbox: rows stay ``pending`` while waiting and while leased, are due at
+        ``next_attempt_at``, fenced by ``attempts``, and due again once a lease ran out (the
+        sender died mid-attempt: delivery is at least once)."""
+        c = table.c
+        return cls(
+            table=table,
+            waiting=c.status == pending,
+            held=c.status == pending,
+            due_at=c.next_attempt_at,
+            token=c.attempts,
+            lease_until=c.lease_expires_at,
+            owner=c.lease_owner if owner else None,
+            order_by=(c.next_attempt_at,),
+            expired_are_due=True,
+        )
+
     @property
     def id(self) -> Column[Any]:
         return self.table.c.id  # type: ignore[no-any-return]

@@ -20,17 +20,7 @@ from squall.webhooks.models import DeliveryStatus, WebhookDelivery
 
 _TABLE = table_of(WebhookDelivery)
 _INSERT = insert(_TABLE)
-DELIVERIES = LeasedQueue(
-    table=_TABLE,
-    waiting=_TABLE.c.status == DeliveryStatus.PENDING,
-    held=_TABLE.c.status == DeliveryStatus.PENDING,
-    due_at=_TABLE.c.next_attempt_at,
-    token=_TABLE.c.attempts,
-    lease_until=_TABLE.c.lease_expires_at,
-    owner=_TABLE.c.lease_owner,
-    order_by=(_TABLE.c.next_attempt_at,),
-    expired_are_due=True,
-)
+DELIVERIES = LeasedQueue.outbox(_TABLE, DeliveryStatus.PENDING, owner=True)
 
 
 @dataclass(frozen=True)
