@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from squall.units import GB
+from squall.units import GB, human_bytes
 
 
 class SquallError(Exception):
@@ -45,17 +45,34 @@ class HostNotFound(UrlRefused):
     """The URL's host did not resolve (possibly only for now): not a verdict of the policy."""
 
 
-class QuotaExceeded(SquallError):
-    """The Tornado body: numbers are strings with two decimals."""
+QUOTA_EXCEEDED = "Storage quota exceeded"  # the error of a 403 and of a job that outgrew its room
 
-    def __init__(self, limit_bytes: int, used_bytes: int) -> None:
-        limit_gb = f"{limit_bytes / GB:.2f}"
-        used_gb = f"{used_bytes / GB:.2f}"
+
+class QuotaExceeded(SquallError):
+    """The Tornado body (numbers are strings with two decimals), with what is stored and what
+    is only reserved by jobs in progress told apart, and what the request needed."""
+
+    def __init__(
+        self, limit_bytes: int, *, stored_bytes: int, reserved_bytes: int, requested_bytes: int = 0
+    ) -> None:
+        used = stored_bytes + reserved_bytes
+        limit = f"{limit_bytes // GB} GB" if limit_bytes % GB == 0 else human_bytes(limit_bytes)
+        message = f"This API key has a {limit} limit and has used {used / GB:.2f} GB"
+        if reserved_bytes:
+            message += (
+                f" ({stored_bytes / GB:.2f} GB stored, {reserved_bytes / GB:.2f} GB reserved for jobs"
+                " still in progress, released as they finish)"
+            )
+        if requested_bytes and used < limit_bytes:  # not full: it is this request that does not fit
+            left = human_bytes(limit_bytes - used)
+            message += f"; this request needs about {human_bytes(requested_bytes)} and {left} is left"
         super().__init__(
-            "Storage quota exceeded",
-            limit_gb=limit_gb,
-            used_gb=used_gb,
-            message=f"This API key has a {limit_bytes / GB:g} GB limit and has used {used_gb} GB",
+            QUOTA_EXCEEDED,
+            limit_gb=f"{limit_bytes / GB:.2f}",
+            used_gb=f"{used / GB:.2f}",
+            message=message,
+            stored_gb=f"{stored_bytes / GB:.2f}",
+            reserved_gb=f"{reserved_bytes / GB:.2f}",
         )
 
 

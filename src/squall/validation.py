@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from difflib import get_close_matches
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -34,6 +35,16 @@ def describe_validation_error(errors: Sequence[Any]) -> str:
         return "Request body must be a JSON object"
     text = message[0].lower() + message[1:] if message else "is invalid"
     return f"Field '{field}': {text}" if field else text
+
+
+def unknown_field_message(name: str, known: Iterable[str]) -> str:
+    """``Unknown field 'resolution'; did you mean 'max_resolution'?``: a typo, or a field
+    another API spells differently, should cost one read, not a trip to the docs."""
+    candidates = list(known)
+    close = get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if not close:  # "resolution" -> "max_resolution": a known field that contains the name
+        close = [field for field in candidates if name and (name in field or field in name)][:1]
+    return f"Unknown field '{name}'; did you mean '{close[0]}'?" if close else f"Unknown field '{name}'"
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -61,9 +61,9 @@ class JobRun:
         if self.cancelled():
             raise Cancelled()
 
-    def need_bytes(self, total_bytes: int) -> bool:
+    def need_bytes(self, total_bytes: int, *, exact: bool = False) -> bool:
         with self.worker.db.write() as session:
-            grown = jobs.grow_job_reservation(session, self.job, total_bytes)
+            grown = jobs.resize_job_reservation(session, self.job, total_bytes, shrink=exact)
         if grown is None:
             self.lost.set()
             return True  # the cancel check stops the run

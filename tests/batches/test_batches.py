@@ -148,14 +148,16 @@ def test_bulk_input_is_checked_whole_before_anything_is_created(
 def test_a_batch_that_does_not_fit_the_quota_is_refused_whole(
     client: TestClient, make_key: KeyFactory, media: MediaServer
 ) -> None:
-    # The test reservation is 1 MB: a 3 MB quota fits three jobs, not four.
+    # Each episode reserves the 1 MB its feed announces: a 3 MB quota fits three, not four.
     key, _ = make_key("Small", key_type="trial", storage_limit_bytes=3 * 1024**2)
-    refused = post(client, key, "/jobs", {"url": feed_url(media, *["tiny.mp4"] * 4)}, status=403)
+    announced = "&lengths=" + ",".join([str(1024**2)] * 4)
+    refused = post(client, key, "/jobs", {"url": feed_url(media, *["tiny.mp4"] * 4) + announced}, status=403)
     assert refused["error"] == "Storage quota exceeded"
     usage = get(client, key, "/usage")
     assert (usage["usage_count"], usage["storage_reserved_gb"]) == (0, 0.0)
     assert get(client, key, "/dashboard/batches")["batches"] == []
-    assert post(client, key, "/jobs", {"url": feed_url(media, *["tiny.mp4"] * 3)})["total_episodes"] == 3
+    three = feed_url(media, *["tiny.mp4"] * 3) + announced.removesuffix(f",{1024**2}")
+    assert post(client, key, "/jobs", {"url": three})["total_episodes"] == 3
 
 
 def test_another_keys_batch_is_not_found(

@@ -47,7 +47,10 @@ CASES: list[tuple[dict[str, Any], str]] = [
     ({"format": "webm", "audio_codec": "aac"}, "Audio codec 'aac' cannot be stored in webm (use opus)"),
     ({"format": "webm", "video_codec": "h264"}, "Video codec 'h264' cannot be stored in webm (use vp9)"),
     ({"format": "mov", "video_codec": "vp9"}, "Video codec 'vp9' cannot be stored in mov (use h264, h265)"),
-    ({"format": "mp3"}, "Format 'mp3' is audio-only: set audio_only to true or pick mp4, mkv, webm or mov"),
+    (
+        {"format": "mp3", "audio_only": False},
+        "Format 'mp3' is audio-only: set audio_only to true or pick mp4, mkv, webm or mov",
+    ),
     (
         {"audio_only": True, "format": "mp4"},
         "Format 'mp4' is a video container; with audio_only use m4a, mp3, ogg or opus",

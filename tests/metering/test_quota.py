@@ -80,6 +80,8 @@ def test_quota_error_has_the_tornado_body(client: TestClient, make_key: KeyFacto
         "limit_gb": "1024.00",
         "used_gb": "1024.00",
         "message": "This API key has a 1024 GB limit and has used 1024.00 GB",
+        "stored_gb": "1024.00",
+        "reserved_gb": "0.00",
     }
     assert (
         client.get("/usage", headers={"x-api-key": secret}).json()["usage_count"] == 0
@@ -97,7 +99,7 @@ def test_reservation_grows_with_the_real_size_and_fails_when_it_cannot(
     drain(worker)
     job = client.get(f"/jobs/{response.json()['job_id']}", headers={"x-api-key": secret}).json()
     assert job["status"] == "Failed"
-    assert job["error"] == "Storage quota exceeded: this job does not fit in the key's remaining storage"
+    assert job["error"] == "Storage quota exceeded"
     with db.read() as session:
         c = get_counters(session, key_id)
         assert (c.used_bytes, c.reserved_bytes) == (0, 0)

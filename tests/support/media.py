@@ -106,3 +106,15 @@ def make_library(root: Path) -> dict[str, Path]:
     files["notmedia.bin"] = root / "notmedia.bin"
     files["page.html"] = root / "page.html"
     return files
+
+
+def lossless_video(path: Path, seconds: float) -> Path:
+    """A large file for its length (lossless H.264, about 0.5 MB a second): for quota tests
+    that need megabytes, not minutes."""
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=duration={seconds}",
+        "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-shortest", "-movflags", "+faststart", str(path),
+    )  # fmt: skip
+    return path

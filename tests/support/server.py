@@ -25,17 +25,24 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 
-def podcast_feed(title: str, episode_urls: list[str]) -> str:
+def podcast_feed(title: str, episode_urls: list[str], lengths: list[int | None] | None = None) -> str:
+    """An RSS feed; each enclosure announces its ``length`` in bytes where one is given (feeds
+    in the wild also send 0 or nothing)."""
+    sizes = lengths or [None] * len(episode_urls)
     items = "".join(
         f"<item><title>Episode {n}</title><guid>ep-{n}</guid>"
-        f'<enclosure url="{escape(url)}" type="video/mp4" length="1"/></item>'
-        for n, url in enumerate(episode_urls, start=1)
+        f'<enclosure url="{escape(url)}" type="video/mp4"{_length(size)}/></item>'
+        for n, (url, size) in enumerate(zip(episode_urls, sizes, strict=True), start=1)
     )
     return (
         '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
         f"<title>{escape(title)}</title><link>http://example.com/</link><description>A show</description>"
         f"{items}</channel></rss>"
     )
+
+
+def _length(size: int | None) -> str:
+    return "" if size is None else f' length="{size}"'
 
 
 def make_handler(root: Path, requests: list[str]) -> type[BaseHTTPRequestHandler]:
@@ -74,9 +81,15 @@ def make_handler(root: Path, requests: list[str]) -> type[BaseHTTPRequestHandler
             if kind == "feed":  # a podcast feed whose episodes are this server's media files
                 episodes = query.get("episodes", ["tiny.mp4"])[0].split(",")
                 base = query.get("base", [f"http://{self.headers['Host']}/media/"])[0]
-                self.answer(
-                    200, podcast_feed(name, [base + e for e in episodes]).encode(), "application/rss+xml"
-                )
+                # Enclosure lengths: ?lengths=1000,2000 as given, "none" for none, else the files' sizes.
+                given = query.get("lengths", [""])[0]
+                lengths: list[int | None] = (
+                    [None] * len(episodes) if given == "none"
+                    else [int(n) for n in given.split(",")] if given
+                    else [(root / e).stat().st_size if (root / e).is_file() else None for e in episodes]
+                )  # fmt: skip
+                feed = podcast_feed(name, [base + e for e in episodes], lengths)
+                self.answer(200, feed.encode(), "application/rss+xml")
                 return
             if kind == "stall":
                 self.send_response(200)

@@ -18,6 +18,8 @@ class QuotaBody(BaseModel):
     limit_gb: str
     used_gb: str
     message: str
+    stored_gb: str
+    reserved_gb: str
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

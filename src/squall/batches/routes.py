@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from squall.api.deps import ClockDep, Limit, Offset, ReadTx, WriteTx
+from squall.api.deps import ClockDep, Offset, ReadTx, WriteTx
 from squall.api.routing import TransactionalRoute
 from squall.batches import service
 from squall.batches.service import batch_view
@@ -44,7 +44,18 @@ def start_batch(batch_id: str, key: CurrentKey, tx: WriteTx, clock: ClockDep) ->
     return service.start_batch(tx.session, key.id, batch_id, now=clock.now_ms())
 
 
+# Tornado describes GET /dashboard/batches as "all batches": without ``limit`` it returns them
+# all, up to this many (newest first); ``total`` tells a client when there are more.
+ALL_BATCHES_CAP = 1000
+BatchLimit = Annotated[
+    int | None, Query(ge=1, le=ALL_BATCHES_CAP, description=f"Default: all, up to {ALL_BATCHES_CAP}.")
+]
+
+
 @router.get("/dashboard/batches", response_model=None, summary="The key's batches, newest first")
-def dashboard_batches(key: CurrentKey, tx: ReadTx, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
+def dashboard_batches(
+    key: CurrentKey, tx: ReadTx, limit: BatchLimit = None, offset: Offset = 0
+) -> dict[str, Any]:
+    limit = ALL_BATCHES_CAP if limit is None else limit
     batches, total = service.list_batches(tx.session, key.id, limit=limit, offset=offset)
     return {"batches": [batch_view(b) for b in batches], "total": total, "limit": limit, "offset": offset}

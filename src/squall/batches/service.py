@@ -28,6 +28,7 @@ class Episode:
     url: str
     title: str | None = None
     filename: str | None = None
+    size: int | None = None  # announced by the feed (an enclosure's length): its reservation
 
 
 def create_batch(
@@ -64,7 +65,14 @@ def create_batch(
     session.add(batch)
     session.flush()
     job_ids = jobs.create_jobs(
-        session, key, items, now=now, admission=admission, batch_id=batch.id, held=options.paused
+        session,
+        key,
+        items,
+        now=now,
+        admission=admission,
+        batch_id=batch.id,
+        held=options.paused,
+        sizes=[episode.size for episode in episodes],
     )
     return batch, job_ids
 

@@ -34,16 +34,33 @@ NOT_A_FEED = "paused applies to feeds and playlists; this URL is a single video"
 class BulkItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=4096)
-    filename: str | None = None
+    url: str = Field(max_length=4096, description="The media, feed or page URL of this item.")
+    filename: str | None = Field(default=None, description="The stored name (default: the source's title).")
 
 
 class BulkRequest(BaseModel):
-    """POST /jobs/bulk: up to 100 items sharing every other job option."""
+    """POST /jobs/bulk: up to 100 items, plus any POST /jobs field except ``url``, shared by
+    every item."""
 
-    model_config = ConfigDict(extra="allow")  # the shared options, validated as JobOptions
+    model_config = ConfigDict(
+        extra="allow",  # the shared options, validated as JobOptions
+        json_schema_extra={
+            "examples": [
+                {
+                    "jobs": [
+                        {"url": "https://cdn.example.com/ep1.mp3", "filename": "Episode 1"},
+                        {"url": "https://cdn.example.com/ep2.mp3"},
+                    ],
+                    "format": "mp3",
+                    "folder": "podcasts",
+                }
+            ]
+        },
+    )
 
-    jobs: list[BulkItem]
+    jobs: list[BulkItem] = Field(
+        description=f"1 to {MAX_BULK_JOBS} items: each `url` and an optional `filename`."
+    )
 
 
 class Submission:
@@ -155,7 +172,7 @@ def discover(options: JobOptions, submission: Submission) -> tuple[str | None, l
         return None
     if not found["entries"]:
         raise InvalidInput("This feed or playlist has no entries")
-    episodes = [Episode(url=entry["url"], title=entry["title"]) for entry in found["entries"]]
+    episodes = [Episode(url=e["url"], title=e["title"], size=e["size"]) for e in found["entries"]]
     _check_hosts([episode.url for episode in episodes], submission.policy)
     return found["title"], episodes
 

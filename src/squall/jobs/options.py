@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from squall.keys.service import RESOLUTIONS as KEY_RESOLUTIONS
+from squall.validation import unknown_field_message
 
 VIDEO_FORMATS = ("mp4", "mkv", "webm", "mov")
 AUDIO_FORMATS = ("m4a", "mp3", "ogg", "opus")
@@ -93,6 +94,32 @@ class JobOptions(BaseModel):
     storage: dict[str, Any] | None = None
     paused: bool = False
     priority: int = 5
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_tornado_clients_send_it(cls, data: Any) -> Any:
+        """Requests written from Tornado's documentation: ``null`` means the default, an
+        unknown field is named with the closest known one, and an audio format alone asks
+        for an audio-only job."""
+        if not isinstance(data, dict):
+            return data
+        for name in data:
+            if name not in cls.model_fields:
+                raise ValueError(unknown_field_message(str(name), cls.model_fields))
+        data = {name: value for name, value in data.items() if value is not None or name == "url"}
+        if data.get("format") in AUDIO_FORMATS and "audio_only" not in data:
+            data["audio_only"] = True
+        return data
+
+    @field_validator("clip_start", "clip_end", mode="before")
+    @classmethod
+    def _clip_seconds(cls, value: Any) -> Any:
+        """A number of seconds is as good as the documented string."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if value < 0:
+                raise ValueError("clip_start and clip_end must not be negative")
+            return f"{value:f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+        return value
 
     @field_validator("url")
     @classmethod

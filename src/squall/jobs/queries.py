@@ -32,6 +32,7 @@ def list_jobs(
     total = c.jobs_pending + c.jobs_processing + c.jobs_completed + c.jobs_failed
     matching = total
     if status is not None:
+        status = status.lower()  # "Completed" as the API writes it, or "completed"
         if status not in STATUS_FILTERS:
             raise InvalidInput(
                 f"Invalid status filter '{status}'. Allowed: {', '.join(sorted(STATUS_FILTERS))}"

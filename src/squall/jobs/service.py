@@ -4,6 +4,7 @@ counters, its usage events and the domain events it records always change togeth
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,12 +68,17 @@ def create_jobs(
     retry_of: str | None = None,
     batch_id: str | None = None,
     held: bool = False,
+    sizes: Sequence[int | None] | None = None,
 ) -> list[str]:
-    """Admit jobs all together or not at all: one reservation for all of them, refused whole
-    with the 403 quota error. ``held`` jobs (a paused batch) wait until released. The per-key
-    counters row is every admission's hot spot, so it is updated last: its row lock is then
-    held only until the commit."""
+    """Admit jobs all together or not at all, refused whole with the 403 quota error. Each
+    job reserves its known size (``sizes``: an enclosure's length, say) or else the default
+    reservation, which a limited key without room for it gets cut down to its share of what
+    is left. ``held`` jobs (a paused batch) wait until released. The per-key counters row is
+    every admission's hot spot, so it is updated last: its row lock is then held only until
+    the commit."""
     ids = [new_id() for _ in items]
+    known: list[int | None] = list(sizes) if sizes is not None else [None] * len(items)
+    reservations = [admission.reservation_bytes if size is None else size for size in known]
     rows = [
         dict(
             id=job_id,
@@ -85,20 +91,39 @@ def create_jobs(
             attempt=0,
             max_attempts=admission.max_attempts,
             run_after=HELD if held else now,
-            reserved_bytes=admission.reservation_bytes,
+            reserved_bytes=reserved,
             created_at=now,
             retry_of=retry_of,
             batch_id=batch_id,
             batch_index=index if batch_id else None,
         )
-        for index, (job_id, options) in enumerate(zip(ids, items, strict=True))
+        for index, (job_id, options, reserved) in enumerate(zip(ids, items, reservations, strict=True))
     ]
     session.connection().execute(_INSERT_JOB, rows)
     for job_id in ids:
         ledger.record(session, key_id=key.id, job_id=job_id, at_ms=now,
                       events=[Usage(ledger.JOBS_CREATED, 1)], dedupe_prefix=job_id)  # fmt: skip
-    counters.admit_jobs(session, key.id, len(ids), admission.reservation_bytes * len(ids))
+    if not counters.try_admit_jobs(session, key.id, len(ids), sum(reservations)):
+        _admit_with_what_is_left(session, key.id, ids, known, admission.reservation_bytes)
     return ids
+
+
+def _admit_with_what_is_left(
+    session: Session, key_id: str, ids: list[str], known: list[int | None], default: int
+) -> None:
+    """The slow path of a limited key short of room: jobs of unknown size share what is left
+    after the known sizes, each at most the default. Refused (403) when the known sizes do
+    not fit, or nothing is left for the unknown ones."""
+    wanted = sum(default if size is None else size for size in known)
+    unknown = [job_id for job_id, size in zip(ids, known, strict=True) if size is None]
+    room = counters.room_left(session, key_id)
+    if room is None or not unknown:
+        counters.refuse(session, key_id, wanted)
+    share = min(default, (room - sum(size or 0 for size in known)) // len(unknown))
+    if share <= 0:
+        counters.refuse(session, key_id, wanted)
+    counters.admit_jobs(session, key_id, len(ids), wanted - (default - share) * len(unknown))
+    session.execute(update(Job).where(Job.id.in_(unknown)).values(reserved_bytes=share))
 
 
 def release_held(session: Session, batch_id: str, *, now: int) -> int:
@@ -345,16 +370,28 @@ def _ended_without_output(session: Session, job: _Ending, status: str, error: st
 
 def grow_job_reservation(session: Session, claimed: ClaimedJob, needed_bytes: int) -> bool | None:
     """Make the job's reservation at least ``needed_bytes``. None: lease lost; False: over quota."""
+    return resize_job_reservation(session, claimed, needed_bytes, shrink=False)
+
+
+def resize_job_reservation(
+    session: Session, claimed: ClaimedJob, expected_bytes: int, *, shrink: bool = True
+) -> bool | None:
+    """Make the job's reservation ``expected_bytes``, now that its size is known better:
+    grown with the quota's conditional update, or (``shrink``) lowered to give room back.
+    None: lease lost; False: over quota (the reservation is left as it was)."""
     owned = queue.JOBS.locked(session, claimed.id, claimed.attempt, Job.reserved_bytes)
     if owned is None:
         return None
     reserved = owned.reserved_bytes
-    if needed_bytes <= reserved:
+    if expected_bytes > reserved:
+        if not counters.grow_reservation(session, claimed.key_id, expected_bytes - reserved):
+            return False
+    elif shrink and expected_bytes < reserved:
+        counters.shrink_reservation(session, claimed.key_id, reserved - expected_bytes)
+    else:
         return True
-    if not counters.grow_reservation(session, claimed.key_id, needed_bytes - reserved):
-        return False
     session.execute(
-        update(Job).where(fenced(claimed.id, claimed.attempt)).values(reserved_bytes=needed_bytes)
+        update(Job).where(fenced(claimed.id, claimed.attempt)).values(reserved_bytes=expected_bytes)
     )
     return True
 

@@ -4,7 +4,7 @@ blocked UPDATE; SQLite serialises writers with BEGIN IMMEDIATE)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
@@ -65,19 +65,43 @@ _GROW = (
 )
 
 
-def _raise_quota(session: Session, key_id: str) -> None:
+def refuse(session: Session, key_id: str, requested_bytes: int) -> NoReturn:
+    """Raise the 403 with the key's figures as they are now."""
     row = session.execute(
         select(C.storage_limit_bytes, C.used_bytes, C.reserved_bytes).where(C.key_id == key_id)
     ).one()
-    raise QuotaExceeded(row.storage_limit_bytes or 0, row.used_bytes + row.reserved_bytes)
+    raise QuotaExceeded(
+        row.storage_limit_bytes or 0, stored_bytes=row.used_bytes, reserved_bytes=row.reserved_bytes,
+        requested_bytes=requested_bytes,
+    )  # fmt: skip
+
+
+def room_left(session: Session, key_id: str) -> int | None:
+    """Bytes the key may still reserve (None: no limit). Only an input to an estimate: the
+    conditional update that follows is what keeps the quota, whatever happened in between.
+    On PostgreSQL the row is locked, so the estimate is not raced by a concurrent admission
+    (SQLite's write transaction already excludes other writers)."""
+    row = session.execute(
+        select(C.storage_limit_bytes, C.used_bytes, C.reserved_bytes)
+        .where(C.key_id == key_id)
+        .with_for_update()
+    ).one()
+    if row.storage_limit_bytes is None:
+        return None
+    return max(0, int(row.storage_limit_bytes - row.used_bytes - row.reserved_bytes))
+
+
+def try_admit_jobs(session: Session, key_id: str, count: int, reserve_bytes: int) -> bool:
+    """Count ``count`` new pending jobs and reserve ``reserve_bytes`` for them, all or none;
+    False (and nothing changed) when the reservation does not fit."""
+    result = session.connection().execute(_ADMIT, {"k": key_id, "bytes": reserve_bytes, "jobs": count})
+    return result.rowcount == 1
 
 
 def admit_jobs(session: Session, key_id: str, count: int, reserve_bytes: int) -> None:
-    """Count ``count`` new pending jobs and reserve ``reserve_bytes`` for them, all or none.
-    Raises QuotaExceeded (403) when the reservation does not fit."""
-    result = session.connection().execute(_ADMIT, {"k": key_id, "bytes": reserve_bytes, "jobs": count})
-    if result.rowcount != 1:
-        _raise_quota(session, key_id)
+    """``try_admit_jobs``, raising QuotaExceeded (403) when the reservation does not fit."""
+    if not try_admit_jobs(session, key_id, count, reserve_bytes):
+        refuse(session, key_id, reserve_bytes)
 
 
 def grow_reservation(session: Session, key_id: str, extra_bytes: int) -> bool:
@@ -86,6 +110,15 @@ def grow_reservation(session: Session, key_id: str, extra_bytes: int) -> bool:
         return True
     result = session.connection().execute(_GROW, {"k": key_id, "bytes": extra_bytes})
     return result.rowcount == 1
+
+
+def shrink_reservation(session: Session, key_id: str, fewer_bytes: int) -> None:
+    """Give back part of a running job's reservation (its size turned out smaller). Always
+    safe: it only lowers ``reserved``."""
+    if fewer_bytes > 0:
+        session.execute(
+            update(C).where(C.key_id == key_id).values(reserved_bytes=C.reserved_bytes - fewer_bytes)
+        )
 
 
 def move_job(

@@ -15,7 +15,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from squall.errors import JobFailure
+from squall.errors import QUOTA_EXCEEDED, JobFailure
 from squall.pipeline.binaries import ffmpeg_path
 from squall.pipeline.failures import Classified
 from squall.pipeline.spec import Cancelled, DownloadResult, JobSpec, PipelineEvents
@@ -81,7 +81,8 @@ def _follow(
             except EOFError:
                 break
             if kind == "progress":
-                if payload and not events.need_bytes(int(payload)):
+                expected, exact = payload
+                if expected and not events.need_bytes(int(expected), exact=exact):
                     raise quota_failure()
             elif kind == "done":
                 return DownloadResult(**payload)
@@ -100,4 +101,5 @@ def _follow(
 
 
 def quota_failure() -> JobFailure:
-    return JobFailure("Storage quota exceeded: this job does not fit in the key's remaining storage")
+    """The job needs more room than its key's quota has left (the error Tornado clients know)."""
+    return JobFailure(QUOTA_EXCEEDED)

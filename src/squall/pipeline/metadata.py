@@ -42,7 +42,8 @@ def fetch_metadata(url: str, *, policy: UrlPolicy, socket_timeout: float, timeou
 def fetch_entries(
     url: str, *, policy: UrlPolicy, socket_timeout: float, timeout: float, limit: int
 ) -> dict[str, Any]:
-    """``{"title", "entries": [{"url", "title"}]}`` of a feed or playlist; ``entries`` is
+    """``{"title", "entries": [{"url", "title", "size"}]}`` of a feed or playlist (``size``:
+    the bytes the feed announces for the episode, or None); ``entries`` is
     None when the URL turned out to be a single video. Raises InvalidInput beyond ``limit``."""
     from squall.pipeline import ytdlp_child
 

@@ -103,7 +103,7 @@ def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: Pipelin
         thumbnail_sidecar(spec, fetched, [(output, media), (source, source_media)], workdir, events),
     ]
     extra_bytes = sum(s.size for s in sidecars if s)
-    if not events.need_bytes(size + extra_bytes):
+    if not events.need_bytes(size + extra_bytes, exact=True):
         raise quota_failure()
     if events.cancelled():  # lease lost or shutting down: store nothing another attempt may redo
         raise Cancelled()

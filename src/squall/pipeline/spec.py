@@ -80,8 +80,10 @@ class PipelineEvents(Protocol):
     def step(self, name: str) -> None:
         """Downloading, Muxing or Uploading has started."""
 
-    def need_bytes(self, total_bytes: int) -> bool:
-        """The job will store about ``total_bytes``; False means the quota has no room."""
+    def need_bytes(self, total_bytes: int, *, exact: bool = False) -> bool:
+        """The job will store about ``total_bytes``; False means the quota has no room.
+        ``exact``: the size is known (not just a lower bound), so a larger reservation made
+        before it was known may shrink to it."""
         ...
 
     def cancelled(self) -> bool:

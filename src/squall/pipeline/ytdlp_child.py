@@ -13,6 +13,7 @@ import yt_dlp
 
 from squall.pipeline import guard
 from squall.pipeline.failures import Classified, classify, too_large, too_long
+from squall.pipeline.feeds import enclosure_lengths
 from squall.pipeline.urlguard import UrlPolicy
 
 _INFO_FIELDS = (
@@ -131,7 +132,7 @@ def _download(conn: Connection, url: str, workdir: Path, options: dict[str, Any]
         now = time.monotonic()
         if now - last_report >= 0.5 or update["status"] == "finished":
             last_report = now
-            conn.send(("progress", expected))
+            conn.send(("progress", (expected, total > 0)))  # exact once the total is known
 
     container, audio_only = options["container"], options["audio_only"]
     sort = [f"res:{options['max_resolution']}"] if options["max_resolution"] and not audio_only else []
@@ -159,6 +160,8 @@ def _download(conn: Connection, url: str, workdir: Path, options: dict[str, Any]
         approx = info.get("filesize") or info.get("filesize_approx")
         if max_filesize and approx and approx > max_filesize * 1.1:
             raise _Stop(_too_large(int(approx), max_filesize))
+        if approx:  # the reservation can follow the source's size before a byte arrives
+            conn.send(("progress", (int(approx), True)))
         language = subtitle_language(info) if options["subtitles"] else None
         if language:  # params are read when the video is processed, so this still applies
             ydl.params.update(writesubtitles=True, subtitleslangs=[language], subtitlesformat="vtt/srt/best")
@@ -239,15 +242,23 @@ def _entries(url: str, options: dict[str, Any]) -> dict[str, Any]:
     flat["playlistend"] = options["limit"] + 1  # one more than allowed: enough to refuse
     with yt_dlp.YoutubeDL(flat) as ydl:
         info = ydl.extract_info(url, download=False)
-    if info.get("_type", "video") == "video":
-        return {"title": info.get("title"), "entries": None}
-    entries = []
-    for entry in info.get("entries") or []:
-        link = entry and (entry.get("webpage_url") or entry.get("url"))
-        if link:  # feeds smuggle the episode's guid into its URL: not part of the address
-            entries.append({"url": yt_dlp.utils.unsmuggle_url(link)[0], "title": entry.get("title")})
-    if len(entries) > options["limit"]:
-        raise _Stop(
-            Classified(f"This playlist has more than {options['limit']} entries, the most one batch may hold")
-        )
+        if info.get("_type", "video") == "video":
+            return {"title": info.get("title"), "entries": None}
+        entries = []
+        for entry in info.get("entries") or []:
+            link = entry and (entry.get("webpage_url") or entry.get("url"))
+            if link:  # feeds smuggle the episode's guid into its URL: not part of the address
+                size = entry.get("filesize") or entry.get("filesize_approx")
+                entries.append({"url": yt_dlp.utils.unsmuggle_url(link)[0], "title": entry.get("title"),
+                                "size": int(size) if size else None})  # fmt: skip
+        if len(entries) > options["limit"]:
+            raise _Stop(
+                Classified(
+                    f"This playlist has more than {options['limit']} entries, the most one batch may hold"
+                )
+            )
+        if info.get("extractor_key") == "Generic" and any(e["size"] is None for e in entries):
+            lengths = enclosure_lengths(ydl, url)  # a podcast feed: its enclosures' lengths
+            for entry in entries:
+                entry["size"] = entry["size"] or lengths.get(entry["url"])
     return {"title": info.get("title"), "entries": entries}
