@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from squall.worker import Worker
-from tests.support.helpers import KeyFactory, drain
+from tests.support.helpers import KeyFactory, drain, refused_as_private
 from tests.support.server import MediaServer
 
 
@@ -183,9 +183,7 @@ def test_a_feed_whose_entries_point_at_private_addresses_is_refused(
     with MediaServer(media_dir, host="127.0.0.2") as allowed:
         url = allowed.url(f"feed/show.rss?episodes=tiny.mp4&base={media.url('media/')}")
         refused = post(client, api_key, "/jobs", {"url": url}, status=400)
-        assert refused == {
-            "error": "An entry of this feed points at a private or local address, which is not allowed"
-        }
+        assert refused == {"error": refused_as_private("An entry of this feed")}
         assert (
             post(client, api_key, "/jobs", {"url": allowed.url("feed/show.rss?episodes=tiny.mp4")})[
                 "total_episodes"

@@ -7,7 +7,7 @@ from squall.app import create_app
 from squall.db import Database
 from squall.settings import Settings
 from squall.storage.local import LocalStorage
-from tests.support.helpers import KeyFactory
+from tests.support.helpers import KeyFactory, refused_as_private
 
 URL = "http://127.0.0.1:9/video.mp4"
 
@@ -135,7 +135,7 @@ def test_private_addresses_are_refused_at_submission(
     with TestClient(create_app(settings, db=db, storage=storage)) as strict:
         response = strict.post("/jobs", headers={"x-api-key": api_key}, json={"url": url})
     assert response.status_code == 400
-    assert response.json() == {"error": "url points at a private or local address, which is not allowed"}
+    assert response.json() == {"error": refused_as_private("url")}
 
 
 def test_retry_checks_the_url_again(
@@ -147,4 +147,4 @@ def test_retry_checks_the_url_again(
     with TestClient(create_app(settings, db=db, storage=storage)) as strict:
         response = strict.post(f"/jobs/{job_id}/retry", headers={"x-api-key": api_key})
     assert response.status_code == 400
-    assert response.json() == {"error": "url points at a private or local address, which is not allowed"}
+    assert response.json() == {"error": refused_as_private("url")}

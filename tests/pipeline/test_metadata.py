@@ -8,6 +8,7 @@ from squall.app import create_app
 from squall.db import Database
 from squall.settings import Settings
 from squall.storage.local import LocalStorage
+from tests.support.helpers import refused_as_private
 from tests.support.server import MediaServer
 
 
@@ -46,4 +47,4 @@ def test_metadata_refuses_private_addresses(
             "/metadata", headers={"x-api-key": api_key}, json={"url": media.url("media/tiny.mp4")}
         )
     assert response.status_code == 400
-    assert response.json() == {"error": "url points at a private or local address, which is not allowed"}
+    assert response.json() == {"error": refused_as_private("url")}

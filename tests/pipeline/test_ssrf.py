@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 
 from squall.settings import Settings
 from squall.worker import Worker
-from tests.support.helpers import drain
+from tests.support.helpers import drain, refused_as_private
 from tests.support.server import MediaServer
 
-REFUSED = "The URL points at a private or local address, which is not allowed"
+REFUSED = refused_as_private("The URL (or a redirect or stream it leads to)")
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_loopback_is_still_refused_at_submission(
 ) -> None:
     response = client.post("/jobs", headers={"x-api-key": api_key}, json={"url": media.url("media/tiny.mp4")})
     assert response.status_code == 400
-    assert response.json() == {"error": "url points at a private or local address, which is not allowed"}
+    assert response.json() == {"error": refused_as_private("url")}
 
 
 def test_a_redirect_to_loopback_is_refused_by_the_downloader(

@@ -66,3 +66,13 @@ def worker_env(settings: Settings) -> dict[str, str]:
         }
     )
     return env
+
+
+def refused_as_private(what: str) -> str:
+    """The words of a URL refused as private (written out here, not imported, so a change to
+    them is noticed): they name the settings that would allow it."""
+    return (
+        f"{what} points at a private or local address, which this server does not allow; its operator can "
+        "allow such addresses with SQUALL_ALLOW_PRIVATE_URLS=true, or only chosen networks with "
+        "SQUALL_ALLOWED_PRIVATE_NETWORKS (e.g. 192.168.1.0/24)"
+    )

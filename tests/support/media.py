@@ -15,12 +15,20 @@ def _ffmpeg(*args: str) -> None:
     subprocess.run([ffmpeg_path(), *QUIET, *args], check=True)
 
 
-def video(path: Path, *, size: str = "320x180", seconds: float = 2, audio: bool = True) -> Path:
+def video(
+    path: Path, *, size: str = "320x180", seconds: float = 2, audio: bool = True, faststart: bool = True
+) -> Path:
     inputs = ["-f", "lavfi", "-i", f"testsrc=size={size}:rate=25:duration={seconds}"]
     if audio:
         inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
     codecs = [*H264, *(["-c:a", "aac", "-b:a", "64k", "-shortest"] if audio else ["-an"])]
-    _ffmpeg(*inputs, *codecs, "-movflags", "+faststart", str(path))
+    _ffmpeg(*inputs, *codecs, *(["-movflags", "+faststart"] if faststart else []), str(path))
+    return path
+
+
+def mp3(path: Path, seconds: float = 3) -> Path:
+    _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}",
+            "-c:a", "libmp3lame", "-b:a", "64k", str(path))  # fmt: skip
     return path
 
 
@@ -93,6 +101,8 @@ def make_library(root: Path) -> dict[str, Path]:
         "landscape720.mp4": video(root / "landscape720.mp4", size="1280x720"),
         "long.mp4": video(root / "long.mp4", seconds=12, size="160x90"),
         "silent.mp4": video(root / "silent.mp4", audio=False),
+        "index-at-end.mp4": video(root / "index-at-end.mp4", faststart=False),  # the moov after the media
+        "tone.mp3": mp3(root / "tone.mp3"),
         "vorbis.webm": webm(root / "vorbis.webm"),
         "hls/index.m3u8": hls(root / "hls"),
         "dash/manifest.mpd": dash(root / "dash"),

@@ -1,7 +1,8 @@
 """A local webhook receiver (port 0) that records every request and answers as told.
 
 Each path has a script of answers, used in order, the last one repeating: ``200``, ``500``,
-``410``, ``302`` (to ``/elsewhere``), or ``"hang"`` (hold the request until ``release()``).
+``410``, ``302`` (to ``/elsewhere``), ``"hang"`` (hold the request until ``release()``, never
+answered), or ``"hold"`` (hold it until ``release()``, then answer 200: a slow receiver).
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ class WebhookReceiver:
                     receiver._record(Received(self.path, headers, body, None))
                     receiver.released.wait(60)
                     return  # never answered: the connection just closes
-                code = int(answer)
-                receiver._record(Received(self.path, headers, body, code))
+                code = 200 if answer == "hold" else int(answer)
+                receiver._record(Received(self.path, headers, body, code))  # recorded as it arrives
+                if answer == "hold":
+                    receiver.released.wait(60)
                 self.send_response(code)
                 if code == 302:
                     self.send_header("Location", "/elsewhere")

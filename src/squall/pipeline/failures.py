@@ -10,6 +10,7 @@ import re
 import socket
 from dataclasses import dataclass
 
+from squall.pipeline.urlguard import private_address_refused
 from squall.units import human_bytes
 
 
@@ -65,7 +66,7 @@ def classify(exc: BaseException) -> Classified:
     chain = _chain(exc)
     text = " | ".join(str(e) for e in chain).lower()
     if "ssrf-guard" in text:
-        return Classified("The URL points at a private or local address, which is not allowed")
+        return Classified(private_address_refused("The URL (or a redirect or stream it leads to)"))
     if "external-downloader-refused" in text:
         return Classified("This kind of stream (encrypted or live HLS, RTMP) is not supported")
     for error in chain:

@@ -21,6 +21,16 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
 
+def private_address_refused(what: str) -> str:
+    """The refusal of a private address, naming the settings that allow one: whoever reads it
+    (often the operator trying Squall on a local file server) learns how, not only that."""
+    return (
+        f"{what} points at a private or local address, which this server does not allow; its "
+        "operator can allow such addresses with SQUALL_ALLOW_PRIVATE_URLS=true, or only chosen "
+        "networks with SQUALL_ALLOWED_PRIVATE_NETWORKS (e.g. 192.168.1.0/24)"
+    )
+
+
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     """The IPv4 address hidden inside an IPv6 one, if any."""
     if isinstance(address, ipaddress.IPv4Address):
@@ -98,12 +108,12 @@ def resolve_checked(url: str, policy: UrlPolicy, *, what: str = "URL") -> str | 
     if policy.allow_private:
         return None
     if host.rstrip(".").lower() in BLOCKED_NAMES or host.rstrip(".").lower().endswith(".localhost"):
-        raise UrlRefused(f"{what} points at a private or local address, which is not allowed")
+        raise UrlRefused(private_address_refused(what))
     try:
         infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
         raise HostNotFound(f"{what} host '{host}' could not be resolved") from None
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not addresses or not all(policy.permits(address) for address in addresses):
-        raise UrlRefused(f"{what} points at a private or local address, which is not allowed")
+        raise UrlRefused(private_address_refused(what))
     return str(addresses[0])

@@ -11,7 +11,7 @@ from typing import Any
 
 import yt_dlp
 
-from squall.pipeline import guard
+from squall.pipeline import guard, remote_probe
 from squall.pipeline.failures import Classified, classify, too_large, too_long
 from squall.pipeline.feeds import enclosure_lengths
 from squall.pipeline.urlguard import UrlPolicy
@@ -225,9 +225,14 @@ def metadata_main(conn: Connection, url: str, options: dict[str, Any]) -> None:
 def _metadata(url: str, options: dict[str, Any]) -> dict[str, Any]:
     with yt_dlp.YoutubeDL(_base_options(options)) as ydl:
         info = ydl.extract_info(url, download=False)
-    _single_video(info)
-    found = {name: info.get(name) for name in METADATA_FIELDS}
-    found["filesize_approx"] = found["filesize_approx"] or info.get("filesize")
+        _single_video(info)
+        found = {name: info.get(name) for name in METADATA_FIELDS}
+        found["filesize_approx"] = found["filesize_approx"] or info.get("filesize")
+        if info.get("direct") and info.get("url"):
+            # A plain media file: only the file itself tells its length, frame and size.
+            fetch = remote_probe.yt_dlp_fetch(ydl, info["url"], info.get("http_headers"))
+            measured = remote_probe.probe_remote(fetch)
+            found.update({name: value for name, value in measured.items() if found.get(name) is None})
     return found
 
 

@@ -25,7 +25,9 @@ class LeasedQueue:
     ``waiting``: rows that may be claimed once ``due_at <= now``; ``held``: the condition a
     claimed row keeps while its lease is valid (e.g. ``status = 'Processing'``).
     ``expired_are_due``: a row whose lease ran out is claimable again without a reaper
-    (outboxes); otherwise a reaper decides what becomes of it (jobs: retry or give up)."""
+    (outboxes); otherwise a reaper decides what becomes of it (jobs: retry or give up).
+    ``ready``: a further condition a due row must meet to be claimed (an ordered outbox: no
+    earlier row of its ordering key still pending), checked in the claim's one statement."""
 
     table: Table
     waiting: ColumnElement[bool]
@@ -37,9 +39,12 @@ class LeasedQueue:
     owner: Column[Any] | None = None
     expired_are_due: bool = False
     on_claim: Mapping[str, Any] = field(default_factory=dict)  # more values set by every claim
+    ready: ColumnElement[bool] | None = None
 
     @classmethod
-    def outbox(cls, table: Table, pending: str, *, owner: bool = False) -> LeasedQueue:
+    def outbox(
+        cls, table: Table, pending: str, *, owner: bool = False, ready: ColumnElement[bool] | None = None
+    ) -> LeasedQueue:
         """An outbox: rows stay ``pending`` while waiting and while leased, are due at
         ``next_attempt_at``, fenced by ``attempts``, and due again once a lease ran out (the
         sender died mid-attempt: delivery is at least once)."""
@@ -54,6 +59,7 @@ class LeasedQueue:
             owner=c.lease_owner if owner else None,
             order_by=(c.next_attempt_at,),
             expired_are_due=True,
+            ready=ready,
         )
 
     @property
@@ -83,9 +89,10 @@ class LeasedQueue:
         # A CTE, not a plain IN (subquery): PostgreSQL may rescan a LIMIT ... SKIP LOCKED
         # subquery once per outer row (a nested-loop semi join), each rescan locking another
         # row, and so update more than ``limit`` rows. A locking CTE is evaluated once.
+        due = self.due(now) if self.ready is None else self.due(now) & self.ready
         candidates = (
             select(self.id)
-            .where(self.due(now))
+            .where(due)
             .order_by(*self.order_by)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -18,7 +18,11 @@ class DeliveryStatus(StrEnum):
 class WebhookDelivery(Base):
     """The outbox: one row per event to deliver, written in the same transaction as the state
     change it reports, so an event is neither lost nor sent for a change that rolled back.
-    ``id`` is the Standard Webhooks ``webhook-id``: the same on every attempt."""
+    ``id`` is the Standard Webhooks ``webhook-id``: the same on every attempt.
+
+    Events of one job go out in the order they happened: ``seq`` orders the rows, and a row is
+    claimed only when no earlier row of its job (of its batch, for a batch's own event) is
+    still pending. Job events carry their batch's id for that."""
 
     __tablename__ = "webhook_deliveries"
 
@@ -29,6 +33,7 @@ class WebhookDelivery(Base):
     event: Mapped[str] = mapped_column(String(32))
     url: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)  # the exact JSON body sent (and signed)
+    seq: Mapped[int] = mapped_column(BigInteger)  # insertion order (outbox.enqueue)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[int] = mapped_column(BigInteger)
@@ -48,4 +53,21 @@ class WebhookDelivery(Base):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
+        # The claim's "is an earlier event of this job (batch) still pending?" is one probe of
+        # these; they hold pending rows only. The plain one serves the next seq (max + 1).
+        Index(
+            "ix_webhook_deliveries_pending_job",
+            "job_id",
+            "seq",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_webhook_deliveries_pending_batch",
+            "batch_id",
+            "seq",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_webhook_deliveries_seq", "seq"),
     )

@@ -1,7 +1,12 @@
 """The webhook outbox: rows are written with the state change they report (by
 ``webhooks/subscribers.py``) and claimed by senders with a lease (``squall.queue``), like
 jobs. ``attempts`` is the fencing token of a claim; a row whose lease ran out (its sender
-died mid-attempt) is due again, so delivery is at least once, with a stable id."""
+died mid-attempt) is due again, so delivery is at least once, with a stable id.
+
+Events of one job are delivered in the order they happened: a row is claimed only when no
+earlier row (by ``seq``) of its job is still pending, that is waiting, in flight or backing
+off; a batch's own event waits for every earlier event of its batch's jobs. Delivered,
+failed (given up) and gone rows let the next one go. Different jobs stay parallel."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, exists, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from squall.db.base import table_of
@@ -19,8 +24,26 @@ from squall.queue import LeasedQueue
 from squall.webhooks.models import DeliveryStatus, WebhookDelivery
 
 _TABLE = table_of(WebhookDelivery)
-_INSERT = insert(_TABLE)
-DELIVERIES = LeasedQueue.outbox(_TABLE, DeliveryStatus.PENDING, owner=True)
+# A literal, not a bound parameter: the planner must see it to use the pending-only indexes.
+_IS_PENDING: ColumnElement[str] = literal_column(f"'{DeliveryStatus.PENDING.value}'")
+# The next seq in the INSERT itself (the plain seq index makes the max one probe). Concurrent
+# transactions may draw the same number, but those write events of different jobs: a job's
+# next event is written after its previous one committed, so it always sorts after it.
+_INSERT = insert(_TABLE).values(seq=select(func.coalesce(func.max(_TABLE.c.seq), 0) + 1).scalar_subquery())
+
+
+def _none_pending_before(column: str) -> ColumnElement[bool]:
+    """No earlier row with this row's ``column`` (job_id, batch_id) is still pending: one
+    probe of the pending-only (column, seq) index per candidate."""
+    earlier = _TABLE.alias("earlier")
+    return ~exists().where(
+        earlier.c[column] == _TABLE.c[column], earlier.c.status == _IS_PENDING, earlier.c.seq < _TABLE.c.seq
+    )
+
+
+# A job's event waits for its job's earlier events; a batch's own event (no job) for its batch's.
+IN_ORDER = _none_pending_before("job_id") & (_TABLE.c.job_id.is_not(None) | _none_pending_before("batch_id"))
+DELIVERIES = LeasedQueue.outbox(_TABLE, DeliveryStatus.PENDING, owner=True, ready=IN_ORDER)
 
 
 @dataclass(frozen=True)
@@ -31,6 +54,8 @@ class ClaimedDelivery:
     payload: str
     attempts: int  # including this one
     lease_expires_at: int
+    job_id: str | None = None
+    seq: int = 0
 
 
 def enqueue(
@@ -67,12 +92,11 @@ def claim(session: Session, *, owner: str, now: int, lease_ms: int, limit: int =
     """Up to ``limit`` due deliveries, oldest first, leased to ``owner``."""
     rows = DELIVERIES.claim(
         session, now=now, lease_ms=lease_ms, limit=limit, owner=owner,
-        returning=(_TABLE.c.key_id, _TABLE.c.url, _TABLE.c.payload),
+        returning=(_TABLE.c.key_id, _TABLE.c.url, _TABLE.c.payload, _TABLE.c.job_id, _TABLE.c.seq),
     )  # fmt: skip
+    expires = now + lease_ms
     return [
-        ClaimedDelivery(
-            row.id, row.key_id, row.url, row.payload, row.attempts, lease_expires_at=now + lease_ms
-        )
+        ClaimedDelivery(row.id, row.key_id, row.url, row.payload, row.attempts, expires, row.job_id, row.seq)
         for row in rows
     ]
 
@@ -106,7 +130,22 @@ def record(
         values["delivered_at"] = now
     if retry_at is not None:
         values["next_attempt_at"] = retry_at
-    return DELIVERIES.record(session, claimed.id, claimed.attempts, values)
+    recorded = DELIVERIES.record(session, claimed.id, claimed.attempts, values)
+    if recorded and retry_at is not None and claimed.job_id is not None:
+        _hold_later_events(session, claimed, retry_at)
+    return recorded
+
+
+def _hold_later_events(session: Session, claimed: ClaimedDelivery, retry_at: int) -> None:
+    """The job's later events cannot go before this one's retry: not due before it either, so
+    claims do not walk past them while a receiver is down (the order itself is the claim's)."""
+    c = _TABLE.c
+    session.execute(
+        update(_TABLE)
+        .where(c.job_id == claimed.job_id, c.status == _IS_PENDING, c.seq > claimed.seq,
+               c.next_attempt_at < retry_at)
+        .values(next_attempt_at=retry_at)
+    )  # fmt: skip
 
 
 def latest_for_job(session: Session, job_id: str) -> WebhookDelivery | None:

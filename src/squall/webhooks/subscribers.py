@@ -1,5 +1,8 @@
 """The outbox rows domain events set off, written in the transaction of the change (so an
-event exists exactly when its change committed). Registered by ``squall/subscriptions.py``."""
+event exists exactly when its change committed). Registered by ``squall/subscriptions.py``.
+
+A job's end events carry its batch's id, so that the batch's own event is delivered after
+them (and so, through them, after the job's progress events)."""
 
 from __future__ import annotations
 
@@ -18,11 +21,11 @@ def on_job_ended(session: Session, ended: JobEnded) -> None:
     if ended.status == JobStatus.COMPLETED and hook.progress:
         completed = payloads.job_progress(ended.job_id, ended.url, "completed", 100)
         outbox.enqueue(session, key_id=ended.key_id, url=hook.url, payload=completed, now=ended.at,
-                       job_id=ended.job_id)  # fmt: skip
+                       job_id=ended.job_id, batch_id=ended.batch_id)  # fmt: skip
     payload = payloads.job_ended(ended)
     if payload is not None:
         outbox.enqueue(session, key_id=ended.key_id, url=hook.url, payload=payload, now=ended.at,
-                       job_id=ended.job_id)  # fmt: skip
+                       job_id=ended.job_id, batch_id=ended.batch_id)  # fmt: skip
 
 
 def on_step_reached(session: Session, reached: StepReached) -> None:
