@@ -68,7 +68,9 @@ def test_download_returns_a_completed_job_whose_file_downloads_and_the_books_sho
         verify_webhook(delivery.body, delivery.headers, new_key("other").webhook_secret)
 
 
-def test_errors_carry_the_status_and_the_servers_message(squall_url: str, new_key: KeyMaker) -> None:
+def test_errors_carry_the_status_and_the_servers_message_and_metadata_reads_a_url(
+    squall_url: str, new_key: KeyMaker, media: MediaServer
+) -> None:
     key = new_key()
     with Squall(key.api_key, squall_url) as client:
         with pytest.raises(NotFound) as missing:
@@ -77,6 +79,9 @@ def test_errors_carry_the_status_and_the_servers_message(squall_url: str, new_ke
         with pytest.raises(ValidationError) as invalid:
             client.jobs.create("http://127.0.0.1/x.mp4", format="avi")
         assert invalid.value.status_code == 400 and "Invalid format 'avi'" in invalid.value.message
+        about = client.metadata(media.url("media/tiny.mp4"))  # read, not downloaded, not counted
+        assert (about.title, about.extractor) == ("tiny", "generic")
+        assert client.usage().usage_count == 0
     with Squall("sk_not_a_key", squall_url) as stranger, pytest.raises(AuthenticationError) as refused:
         stranger.usage()
     assert refused.value.status_code == 401

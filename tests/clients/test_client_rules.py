@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from squall_client import PermissionDenied, QuotaExceeded, RetryPolicy, ServerError
+from squall_client import PermissionDenied, QuotaExceeded, RetryPolicy, ServerError, SquallError
 from squall_client._core import Call, Poller
 from squall_client.calls import clean_options, create_job, get_job, retry_job
 from squall_client.errors import error_for
@@ -78,6 +78,14 @@ def test_error_answers_become_exceptions_with_their_fields() -> None:
     assert (
         isinstance(gateway, ServerError) and gateway.status_code == 502 and "Bad Gateway" in gateway.message
     )
+
+
+def test_an_answer_that_is_not_the_documented_shape_is_a_squall_error() -> None:
+    page = httpx.Response(200, text="<html>a captive portal</html>")
+    with pytest.raises(SquallError, match="Unexpected answer to GET /jobs/j"):
+        get_job("j").finish(page)
+    with pytest.raises(SquallError, match="Unexpected answer"):
+        get_job("j").finish(httpx.Response(200, json={"id": "j"}))  # no url, no status
 
 
 def test_the_poller_stops_at_its_deadline() -> None:

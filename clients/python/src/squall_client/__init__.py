@@ -11,6 +11,7 @@ from squall_client.client import Squall
 from squall_client.errors import (
     APIConnectionError,
     AuthenticationError,
+    BatchTimeout,
     Conflict,
     JobFailed,
     JobTimeout,
@@ -57,6 +58,7 @@ __all__ = [
     "BatchCreated",
     "BatchPage",
     "BatchStarted",
+    "BatchTimeout",
     "BulkCreated",
     "BulkItem",
     "Conflict",

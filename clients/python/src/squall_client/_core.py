@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from squall_client.errors import error_for
+from squall_client.errors import SquallError, error_for
 
 T = TypeVar("T")
 
@@ -58,7 +58,14 @@ class Call(Generic[T]):
         """The parsed answer, or the exception for an error answer."""
         if response.status_code >= 400:
             raise error_for(response.status_code, _body(response))
-        return self.parse(response)
+        try:
+            return self.parse(response)
+        except (ValueError, KeyError, TypeError) as error:  # pydantic's errors are ValueErrors
+            raise SquallError(
+                f"Unexpected answer to {self.method} {self.path} (HTTP {response.status_code}): {error}",
+                status_code=response.status_code,
+                body=_body(response),
+            ) from error
 
 
 def _body(response: httpx.Response) -> Any:

@@ -11,7 +11,7 @@ import httpx
 from squall_client import calls
 from squall_client._core import Call, Poller, RetryPolicy, default_headers, resolve_settings
 from squall_client.calls import BulkItem, DateLike, JobOptions
-from squall_client.errors import APIConnectionError, JobTimeout
+from squall_client.errors import APIConnectionError, BatchTimeout, JobTimeout
 from squall_client.models import (
     Batch,
     BatchCreated,
@@ -228,7 +228,7 @@ class AsyncBatches:
         while not (batch := await self.get(batch_id)).ended:
             pause = poller.pause()
             if pause is None:
-                raise TimeoutError(f"Batch {batch_id} still {batch.status} after {timeout:g} s")
+                raise BatchTimeout(f"Batch {batch_id} still {batch.status} after {timeout:g} s", batch=batch)
             await asyncio.sleep(pause)
         return batch
 

@@ -11,7 +11,7 @@ import httpx
 from squall_client import calls
 from squall_client._core import Call, Poller, RetryPolicy, default_headers, resolve_settings
 from squall_client.calls import BulkItem, DateLike, JobOptions
-from squall_client.errors import APIConnectionError, JobTimeout
+from squall_client.errors import APIConnectionError, BatchTimeout, JobTimeout
 from squall_client.models import (
     Batch,
     BatchCreated,
@@ -230,7 +230,7 @@ class Batches:
         while not (batch := self.get(batch_id)).ended:
             pause = poller.pause()
             if pause is None:
-                raise TimeoutError(f"Batch {batch_id} still {batch.status} after {timeout:g} s")
+                raise BatchTimeout(f"Batch {batch_id} still {batch.status} after {timeout:g} s", batch=batch)
             time.sleep(pause)
         return batch
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from squall_client.models import Job
+    from squall_client.models import Batch, Job
 
 
 class SquallError(Exception):
@@ -77,6 +77,14 @@ class JobTimeout(SquallError, TimeoutError):
     def __init__(self, message: str, *, job: Job) -> None:
         super().__init__(message)
         self.job = job
+
+
+class BatchTimeout(SquallError, TimeoutError):
+    """``batches.wait`` gave up before every episode ended; ``batch`` is its last known state."""
+
+    def __init__(self, message: str, *, batch: Batch) -> None:
+        super().__init__(message)
+        self.batch = batch
 
 
 class JobFailed(SquallError):

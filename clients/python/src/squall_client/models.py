@@ -175,7 +175,7 @@ class Metadata(Model):
     view_count: int | None = None
     like_count: int | None = None
     upload_date: str | None = None
-    filesize_approx: int | None = None
+    filesize_approx: int | float | None = None  # bytes; an estimate, sometimes fractional
 
 
 class Usage(Model):
