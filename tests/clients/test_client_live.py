@@ -4,6 +4,8 @@ errors, idempotent retries, pages, batches, webhooks, the async client and the T
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -32,6 +34,15 @@ from tests.support.server import MediaServer
 GB = 1024**3
 
 
+def eventually(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_download_returns_a_completed_job_whose_file_downloads_and_the_books_show_it(
     squall_url: str, new_key: KeyMaker, media: MediaServer, receiver: WebhookReceiver
 ) -> None:
@@ -52,7 +63,8 @@ def test_download_returns_a_completed_job_whose_file_downloads_and_the_books_sho
         assert (usage.usage_count, usage.storage_usage_bytes) == (1, job.file_size)
         today = datetime.now(UTC).date()
         assert client.usage.storage(today, today)[0].bytes_stored == job.file_size
-        assert client.usage.network(today, today.isoformat())[0].requests == 1  # the download above
+        # The download above is metered once its response has ended: soon after the client has it.
+        assert eventually(lambda: client.usage.network(today, today.isoformat())[0].requests == 1)
         assert sum(client.usage.transcoding(today, today)[0].minutes_by_priority.values()) > 0
         assert client.dashboard.stats().completed_jobs == 1
         assert client.dashboard.daily()[-1].completed == 1
