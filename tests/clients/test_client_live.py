@@ -210,3 +210,6 @@ def test_tornado_sdk_quick_start_runs_by_changing_the_base_url(
     tornado.close()
     assert job.status == "Completed" and job.s3_url is not None
     assert httpx.get(job.s3_url).content[4:8] == b"ftyp"
+    with Squall(key.api_key, squall_url) as client:  # the download metered before the key is wiped
+        today = datetime.now(UTC).date()
+        assert eventually(lambda: client.usage.network(today, today)[0].requests == 1)
