@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from squall_client import PermissionDenied, QuotaExceeded, RetryPolicy, ServerError, SquallError
-from squall_client._core import Call, Poller
-from squall_client.calls import clean_options, create_job, get_job, retry_job
+from squall_client._core import Call, Poller, timeout_for
+from squall_client.calls import clean_options, create_job, get_job, metadata, retry_job
 from squall_client.errors import error_for
 
 NO_JITTER = RetryPolicy(max_retries=3, backoff=1.0, max_backoff=4.0, jitter=lambda low, high: high)
@@ -86,6 +86,14 @@ def test_an_answer_that_is_not_the_documented_shape_is_a_squall_error() -> None:
         get_job("j").finish(page)
     with pytest.raises(SquallError, match="Unexpected answer"):
         get_job("j").finish(httpx.Response(200, json={"id": "j"}))  # no url, no status
+
+
+def test_calls_the_server_may_take_long_over_wait_longer_than_the_clients_default() -> None:
+    default = httpx.Timeout(30.0)
+    assert timeout_for(get_job("j"), default) is default
+    assert timeout_for(metadata("http://x/a.mp4"), default).read == 75.0  # the server gives up at 60 s
+    assert timeout_for(create_job("http://x/show.rss", {}, None), default).read == 150.0  # feeds: 120 s
+    assert timeout_for(metadata("http://x/a.mp4"), httpx.Timeout(300.0)).read == 300.0  # longer stays
 
 
 def test_the_poller_stops_at_its_deadline() -> None:

@@ -41,6 +41,7 @@ class Call(Generic[T]):
     json: Any = None
     idempotency_key: str | None = None
     repeatable: bool = False  # no side effect (a GET, POST /metadata): safe to send twice
+    timeout: float | None = None  # seconds, for calls the server may take long over; else the client's
 
     @property
     def safe_to_repeat(self) -> bool:
@@ -66,6 +67,13 @@ class Call(Generic[T]):
                 status_code=response.status_code,
                 body=_body(response),
             ) from error
+
+
+def timeout_for(call: Call[Any], default: httpx.Timeout) -> httpx.Timeout:
+    """The client's timeout, with a longer read for a call the server may take long over."""
+    if call.timeout is None or default.read is None or default.read >= call.timeout:
+        return default
+    return httpx.Timeout(default.connect, read=call.timeout, write=default.write, pool=default.pool)
 
 
 def _body(response: httpx.Response) -> Any:

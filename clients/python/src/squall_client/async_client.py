@@ -9,7 +9,7 @@ from typing import TypeVar, Unpack
 import httpx
 
 from squall_client import calls
-from squall_client._core import Call, Poller, RetryPolicy, default_headers, resolve_settings
+from squall_client._core import Call, Poller, RetryPolicy, default_headers, resolve_settings, timeout_for
 from squall_client.calls import BulkItem, DateLike, JobOptions
 from squall_client.errors import APIConnectionError, BatchTimeout, JobTimeout
 from squall_client.models import (
@@ -73,6 +73,7 @@ class AsyncSquall:
                 response = await self._http.request(
                     call.method, self.base_url + call.path, params=call.query(), json=call.json,
                     headers={**self._headers, **call.headers()},
+                    timeout=timeout_for(call, self._http.timeout),
                 )  # fmt: skip
             except httpx.TransportError as error:
                 wait = self.retry_policy.wait_before_retry(call, attempt, error=error)

@@ -38,6 +38,10 @@ from squall_client.models import (
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+# Squall reads a feed or playlist within POST /jobs for up to 120 s, and a URL's metadata
+# for up to 60 s: the client waits a little longer than the server before giving up.
+CREATE_TIMEOUT_SECONDS = 150.0
+METADATA_TIMEOUT_SECONDS = 75.0
 DateLike = date | datetime | str
 
 
@@ -128,7 +132,7 @@ def create_job(
     url: str, options: Mapping[str, Any], idempotency_key: str | None
 ) -> Call[JobCreated | BatchCreated]:
     return Call("POST", "/jobs", _created, json={"url": url, **clean_options(options)},
-                idempotency_key=new_idempotency_key(idempotency_key))  # fmt: skip
+                idempotency_key=new_idempotency_key(idempotency_key), timeout=CREATE_TIMEOUT_SECONDS)  # fmt: skip
 
 
 def create_bulk(
@@ -175,7 +179,8 @@ def start_batch(batch_id: str) -> Call[BatchStarted]:
 
 
 def metadata(url: str) -> Call[Metadata]:
-    return Call("POST", "/metadata", _model(Metadata), json={"url": url}, repeatable=True)
+    return Call("POST", "/metadata", _model(Metadata), json={"url": url}, repeatable=True,
+                timeout=METADATA_TIMEOUT_SECONDS)  # fmt: skip
 
 
 def usage() -> Call[Usage]:
