@@ -22,6 +22,7 @@ from squall_client import (
     NotFound,
     QuotaExceeded,
     RetryPolicy,
+    ServerError,
     Squall,
     ValidationError,
     WebhookVerificationError,
@@ -159,6 +160,37 @@ def test_a_create_retried_by_the_client_returns_the_same_job(
         with pytest.raises(Conflict):  # the same key for another request
             client.jobs.create(url, idempotency_key=transport.sent[0].headers["Idempotency-Key"], priority=9)
         assert client.jobs.wait(created.job_id, timeout=60).status == "Completed"
+
+
+class RefuseFirst(httpx.HTTPTransport):
+    """A real HTTP transport behind a stand-in for a proxy that refuses the first requests
+    (429 or 503 with ``Retry-After``, as given) before letting them through to Squall."""
+
+    def __init__(self, *statuses: int) -> None:
+        super().__init__()
+        self.refusals = list(statuses)
+        self.sent = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        if self.refusals:
+            return httpx.Response(self.refusals.pop(0), headers={"Retry-After": "0"}, request=request)
+        return super().handle_request(request)
+
+
+def test_refusals_for_now_are_retried_a_bounded_number_of_times(squall_url: str, new_key: KeyMaker) -> None:
+    key = new_key()
+    fast = RetryPolicy(max_retries=2, backoff=0.01)
+    refusing = RefuseFirst(429, 503)
+    with httpx.Client(transport=refusing) as http, Squall(key.api_key, squall_url, http_client=http,
+                                                          retry_policy=fast) as client:  # fmt: skip
+        assert client.usage().client_name == "client tests"
+    assert refusing.sent == 3  # two refusals, then Squall's answer
+
+    stubborn = RefuseFirst(503, 503, 503, 503)
+    with httpx.Client(transport=stubborn) as http, pytest.raises(ServerError) as gave_up:
+        Squall(key.api_key, squall_url, http_client=http, retry_policy=fast).usage()
+    assert gave_up.value.status_code == 503 and stubborn.sent == 3  # the first try and 2 retries
 
 
 def test_pages_iterate_every_job_and_a_paused_batch_is_renamed_started_and_awaited(
