@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         ytdlp_options_of(value)
         return value
 
+    @field_validator("cookies_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("js_runtime")
     @classmethod
     def _js_runtime_known(cls, value: str) -> str:

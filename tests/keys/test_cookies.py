@@ -112,7 +112,7 @@ def test_cookie_endpoints_need_a_key_and_delete_says_when_there_is_nothing(
     client: TestClient, api_key: str
 ) -> None:
     assert client.post("/user/cookies", content=netscape()).status_code == 401
-    assert client.delete("/user/cookies", headers={"x-api-key": api_key}).status_code == 400
+    assert client.delete("/user/cookies", headers={"x-api-key": api_key}).status_code == 404
     binary = client.post("/user/cookies", headers={"x-api-key": api_key}, content=b"\xff\xfe\x00")
     assert binary.status_code == 400 and "UTF-8" in binary.json()["error"]
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 
 from squall.api.deps import ClockDep, SettingsDep, WriteTx
 from squall.api.routing import TransactionalRoute
-from squall.errors import InvalidInput
+from squall.errors import InvalidInput, NotFound
 from squall.keys.auth import CurrentKey
 from squall.keys.cookies import cookie_box, delete_cookies, save_cookies
 from squall.pipeline.cookies import MAX_COOKIE_BYTES
@@ -43,5 +43,5 @@ def set_cookies(
 @router.delete("/user/cookies", response_model=None, summary="Remove this key's cookies")
 def remove_cookies(key: CurrentKey, tx: WriteTx) -> dict[str, Any]:
     if not delete_cookies(tx.session, key.id):
-        raise InvalidInput("This key has no cookies")
+        raise NotFound("This key has no cookies")
     return {"message": "Cookies removed"}
