@@ -36,10 +36,14 @@ def run_through(
     start = zlib.crc32(job_id.encode()) % len(proxies)  # the one proxy_order picks first
     ordered = proxies[-start:] + proxies[:-start] if start else proxies
     configured = settings.model_copy(
-        update={"proxies": ",".join(p.url for p in ordered), "proxy_backoff_seconds": 0}
+        update={
+            "proxies": ",".join(p.url for p in ordered),
+            "proxy_backoff_seconds": 0,
+            "socket_timeout_seconds": 10,
+        }
     )
     worker = Worker(configured, db=db, storage=storage)
-    for _ in range(50):  # a retry is due "now" by the worker's clock, a hair later by the database's
+    for _ in range(100):  # a retry is due "now" by the worker's clock, a hair later by the database's
         drain(worker)
         job = dict(client.get(f"/jobs/{job_id}", headers={"x-api-key": key}).json())
         if job["status"] not in ("Pending", "Processing"):
