@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from squall.db import Database
+from squall.doctor import run_checks
 from squall.pipeline.failures import classify
 from squall.pipeline.toolchain import child_report
 from squall.pipeline.ytdlp_config import DownloaderConfig, bundled_deno, downloader_config, js_runtimes_option
@@ -112,3 +113,16 @@ def test_bot_checks_and_429_blame_the_client() -> None:
     assert bot.client_blamed and bot.retryable and "rate limiting" in bot.message
     age = classify(ExtractorError("Sign in to confirm your age"))
     assert not age.client_blamed and age.outcome == "Warning"
+
+
+def test_proxies_must_be_proxy_urls_and_doctor_never_shows_their_credentials(
+    settings: Settings, db: Database, storage: LocalStorage
+) -> None:
+    with pytest.raises(ValidationError, match="'ftp://x:21' is not a proxy URL"):
+        Settings(proxies="http://ok:3128, ftp://x:21")
+    configured = settings.model_copy(
+        update={"proxies": "http://user:pa55@proxy.example:3128,socks5://127.0.0.1:1080"}
+    )
+    shown = run_checks(configured, db, storage)["proxies"]
+    assert shown.facts["proxies"] == ["http://proxy.example:3128", "socks5://127.0.0.1:1080"]
+    assert "pa55" not in str(shown)
