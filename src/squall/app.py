@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -23,9 +23,11 @@ from squall.clock import SYSTEM, Clock
 from squall.db import Database
 from squall.delivery.cache import DeliveryCache
 from squall.delivery.routes import router as delivery_router
+from squall.doctor import verbose_health
 from squall.intake.routes import router as intake_router
 from squall.jobs.routes import router as jobs_router
 from squall.keys.cache import KeyCache
+from squall.keys.cookie_routes import router as cookies_router
 from squall.metering.metrics import UsageCollector
 from squall.metering.routes import router as metering_router
 from squall.settings import Settings, get_settings
@@ -78,8 +80,10 @@ def create_app(
     registry.register(UsageCollector(app.state.db))
     install_error_handlers(app)
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness")
-    async def healthz() -> dict[str, Any]:
+    @app.get("/healthz", tags=["ops"], summary="Liveness; ?verbose=1 with the operator token: squall doctor")
+    async def healthz(request: Request, verbose: bool = False) -> dict[str, Any]:
+        if verbose:  # the operator's view of versions and health (squall/doctor.py)
+            return await verbose_health(request)
         return {"status": "ok", "version": __version__}
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
@@ -93,6 +97,7 @@ def create_app(
         billing_router,
         metering_router,
         delivery_router,
+        cookies_router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(web_router)

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from squall.clock import now_ms
+from squall.doctor import doctor_command
 from squall.settings import get_settings
 from squall.units import GB, MB
 
@@ -29,6 +30,7 @@ storage_app = typer.Typer(help="Stored objects.", no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
 billing_app = typer.Typer(help="Stripe billing.", no_args_is_help=True)
 app.add_typer(billing_app, name="billing")
+app.command("doctor")(doctor_command)
 
 
 def _show_version(value: bool) -> None:

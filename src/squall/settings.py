@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from squall.units import MB
+from squall.ytdlp_options import js_runtime_name, proxy_list, ytdlp_options_of
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -77,6 +78,42 @@ class Settings(BaseSettings):
 
     # Batches: how many entries a feed or playlist may expand to.
     batch_max_episodes: int = Field(default=500, ge=1)
+
+    # yt-dlp in the downloader children: its JavaScript runtime ("": the Deno of the deno
+    # wheel; a runtime's name, a path, or "none"), the operator's options (a JSON object),
+    # cookies, outbound proxies and plugin folders (comma-separated), and doctor's age limit.
+    js_runtime: str = ""
+    ytdlp_options: str = ""
+    cookies_file: Path | None = None
+    proxies: str = ""
+    proxy_backoff_seconds: float = Field(default=2.0, ge=0)
+    ytdlp_plugin_dirs: str = ""
+    ytdlp_max_age_days: int = Field(default=60, ge=1)
+    # Opens GET /healthz?verbose=1 (as a Bearer token); unset: the verbose report is off.
+    operator_token: str = ""
+
+    @field_validator("ytdlp_options")
+    @classmethod
+    def _ytdlp_options_safe(cls, value: str) -> str:
+        ytdlp_options_of(value)
+        return value
+
+    @field_validator("cookies_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("js_runtime")
+    @classmethod
+    def _js_runtime_known(cls, value: str) -> str:
+        js_runtime_name(value)
+        return value
+
+    @field_validator("proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        proxy_list(value)
+        return value
 
     @field_validator("allowed_private_networks")
     @classmethod

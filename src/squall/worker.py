@@ -27,10 +27,12 @@ from squall.jobs import queue
 from squall.jobs import service as jobs
 from squall.jobs.claimed import ClaimedJob, RunLimits, pipeline_spec
 from squall.jobs.views import object_link
+from squall.keys.cookies import CookiesUnreadable, cookie_box, load_cookies
 from squall.logging import get_logger
 from squall.pipeline.run import run_pipeline
 from squall.pipeline.spec import Cancelled, JobSpec, PipelineEvents, PipelineResult
 from squall.pipeline.urlguard import url_policy
+from squall.pipeline.ytdlp_config import downloader_config
 from squall.queue import RetryPolicy
 from squall.settings import Settings
 from squall.storage.base import Storage
@@ -114,7 +116,8 @@ class Worker:
         self.pipeline = pipeline
         self.retry_policy = RetryPolicy.exponential(settings.retry_backoff_seconds * 1000)
         self.run_limits = RunLimits(url_policy(settings), settings.socket_timeout_seconds,
-                                    settings.download_timeout_seconds)  # fmt: skip
+                                    settings.download_timeout_seconds, downloader_config(settings))  # fmt: skip
+        self.cookie_box = cookie_box(settings.resolved_secret_key())
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
         self.lease_ms = int(settings.lease_seconds * 1000)
@@ -225,7 +228,8 @@ class Worker:
             if job.options_problem:
                 raise JobFailure(job.options_problem)
             workdir.mkdir(parents=True, exist_ok=True)
-            result = self.pipeline(pipeline_spec(job, self.run_limits), workdir, self.storage, run)
+            spec = pipeline_spec(job, self.run_limits, self.key_cookies(job.key_id))
+            result = self.pipeline(spec, workdir, self.storage, run)
             link = self.webhook_download_url(job, result.output_key)
             with self.db.write() as session:
                 ok = jobs.complete_job(session, job, result, now=self.clock.now_ms(), download_url=link)
@@ -249,6 +253,14 @@ class Worker:
         finally:
             done.set()
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def key_cookies(self, key_id: str) -> str | None:
+        """The key's own cookies, opened for its downloader child; unreadable ones fail the job."""
+        try:
+            with self.db.read() as session:
+                return load_cookies(session, key_id, self.cookie_box)
+        except CookiesUnreadable as exc:
+            raise JobFailure(exc.message) from None
 
     def webhook_download_url(self, job: ClaimedJob, key: str) -> str | None:
         if job.hook is None:

@@ -23,6 +23,7 @@ from squall.jobs.options import JobOptions
 from squall.keys.service import AuthenticatedKey
 from squall.pipeline.metadata import fetch_entries, looks_like_playlist
 from squall.pipeline.urlguard import UrlPolicy, check_url, url_policy
+from squall.pipeline.ytdlp_config import downloader_config
 from squall.settings import Settings
 from squall.validation import validated
 
@@ -165,7 +166,8 @@ def discover(options: JobOptions, submission: Submission) -> tuple[str | None, l
         return None
     settings = submission.settings
     found = fetch_entries(options.url, policy=submission.policy, socket_timeout=settings.socket_timeout_seconds,
-                          timeout=PLAYLIST_TIMEOUT_SECONDS, limit=settings.batch_max_episodes)  # fmt: skip
+                          timeout=PLAYLIST_TIMEOUT_SECONDS, limit=settings.batch_max_episodes,
+                          downloader=downloader_config(settings))  # fmt: skip
     if found["entries"] is None:
         if options.paused:
             raise InvalidInput(NOT_A_FEED)

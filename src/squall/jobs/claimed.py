@@ -3,13 +3,14 @@ the pipeline is asked to do."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from squall.jobs.events import Hook
 from squall.jobs.options import JobOptions
 from squall.keys.service import KeyLimits
 from squall.pipeline.spec import JobSpec
 from squall.pipeline.urlguard import UrlPolicy
+from squall.pipeline.ytdlp_config import DownloaderConfig
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,15 @@ class RunLimits:
     url_policy: UrlPolicy
     socket_timeout: float
     timeout_seconds: float
+    downloader: DownloaderConfig = field(default_factory=DownloaderConfig)
 
 
-def pipeline_spec(job: ClaimedJob, run: RunLimits) -> JobSpec:
+def pipeline_spec(job: ClaimedJob, run: RunLimits, cookies: str | None = None) -> JobSpec:
+    """``cookies``: the key's own (Netscape text), for its downloader child only."""
+    return replace(_spec(job, run), downloader=run.downloader, cookies=cookies)
+
+
+def _spec(job: ClaimedJob, run: RunLimits) -> JobSpec:
     options, limits = job.options, job.limits
     caps = [c for c in (limits.max_resolution, options.resolution_cap) if c]  # the key's and the request's
     return JobSpec(

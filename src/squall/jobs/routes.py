@@ -16,8 +16,10 @@ from squall.jobs import queries, service
 from squall.jobs.service import Admission
 from squall.jobs.views import job_detail, job_links, job_page
 from squall.keys.auth import CurrentKey
+from squall.keys.cookies import cookie_box, load_cookies
 from squall.pipeline.metadata import fetch_metadata
 from squall.pipeline.urlguard import check_url, url_policy
+from squall.pipeline.ytdlp_config import downloader_config
 from squall.settings import Settings
 
 # Routes return plain dicts with ``response_model=None``: FastAPI would otherwise re-validate
@@ -63,11 +65,14 @@ class MetadataRequest(BaseModel):
 
 
 @router.post("/metadata", response_model=None, summary="What is known about a URL, without downloading it")
-def metadata(body: MetadataRequest, key: CurrentKey, settings: SettingsDep) -> dict[str, Any]:
+def metadata(body: MetadataRequest, key: CurrentKey, settings: SettingsDep, tx: ReadTx) -> dict[str, Any]:
     policy = url_policy(settings)
     check_url(body.url.strip(), policy, what="url")
+    cookies = load_cookies(tx.session, key.id, cookie_box(settings.resolved_secret_key()))
+    tx.finish()  # the read ends before the (slow) extraction
     return fetch_metadata(body.url.strip(), policy=policy, socket_timeout=settings.socket_timeout_seconds,
-                          timeout=METADATA_TIMEOUT_SECONDS)  # fmt: skip
+                          timeout=METADATA_TIMEOUT_SECONDS, downloader=downloader_config(settings),
+                          cookies=cookies)  # fmt: skip
 
 
 @router.delete("/jobs/{job_id}", response_model=None, summary="Cancel a waiting or running job")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from squall.db.base import Base, new_id
@@ -28,3 +28,14 @@ class ApiKey(Base):
     previous_webhook_secret_until: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class KeyCookies(Base):
+    """A key's own cookies (Netscape text), sealed with ``squall.crypto`` (purpose "cookies",
+    the key's id as context): never stored, returned or logged in the clear."""
+
+    __tablename__ = "key_cookies"
+
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[int] = mapped_column(BigInteger)

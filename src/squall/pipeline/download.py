@@ -17,7 +17,9 @@ from typing import Any
 
 from squall.errors import QUOTA_EXCEEDED, JobFailure
 from squall.pipeline.binaries import ffmpeg_path
+from squall.pipeline.cookies import child_cookie_file
 from squall.pipeline.failures import Classified
+from squall.pipeline.proxies import ClientBlamed, proxy_order, through_proxies
 from squall.pipeline.spec import Cancelled, DownloadResult, JobSpec, PipelineEvents
 
 PROGRESS_EVERY_SECONDS = 0.5
@@ -43,11 +45,39 @@ def kill_group(process: Any) -> None:
 
 
 def download(spec: JobSpec, workdir: Path, events: PipelineEvents) -> DownloadResult:
+    """The source, downloaded by a child through each configured proxy in turn while the
+    source blames the client, with the operator's and the key's cookies."""
+    config = spec.downloader
+    deadline = time.monotonic() + spec.timeout_seconds
+
+    def wait(seconds: float) -> None:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            if events.cancelled():
+                raise Cancelled()
+            time.sleep(min(0.2, max(0.0, until - time.monotonic())))
+
+    with child_cookie_file(config.cookies_file, spec.cookies) as cookiefile:
+        return through_proxies(
+            proxy_order(config.proxies, spec.job_id),
+            lambda proxy: _download_once(spec, workdir, events, deadline, proxy, cookiefile),
+            wait,
+            config.proxy_backoff_seconds,
+        )
+
+
+def _download_once(
+    spec: JobSpec, workdir: Path, events: PipelineEvents, deadline: float, proxy: str | None,
+    cookiefile: str | None,
+) -> DownloadResult:  # fmt: skip
     from squall.pipeline import ytdlp_child
 
     ctx = downloader_context()
     receiver, sender = ctx.Pipe(duplex=False)
     child_options = {
+        "downloader": spec.downloader,
+        "proxy": proxy,
+        "cookiefile": cookiefile,
         "url_policy": spec.url_policy,
         "socket_timeout": spec.socket_timeout,
         "ffmpeg": ffmpeg_path(),
@@ -62,7 +92,6 @@ def download(spec: JobSpec, workdir: Path, events: PipelineEvents) -> DownloadRe
     process = ctx.Process(target=ytdlp_child.main, args=(sender, spec.url, str(workdir), child_options))
     process.start()
     sender.close()
-    deadline = time.monotonic() + spec.timeout_seconds
     try:
         return _follow(process, receiver, spec, events, deadline)
     finally:
@@ -87,8 +116,7 @@ def _follow(
             elif kind == "done":
                 return DownloadResult(**payload)
             elif kind == "failed":
-                failure = Classified(**payload)
-                raise JobFailure(failure.message, outcome=failure.outcome, retryable=failure.retryable)
+                raise failure_of(Classified(**payload))
         elif not process.is_alive() and not receiver.poll(0):
             break
         if events.cancelled():
@@ -98,6 +126,11 @@ def _follow(
                 f"The download took longer than {spec.timeout_seconds:g} seconds and was stopped"
             )
     raise JobFailure("The downloader stopped unexpectedly", retryable=True)
+
+
+def failure_of(failure: Classified) -> JobFailure:
+    kind = ClientBlamed if failure.client_blamed else JobFailure
+    return kind(failure.message, outcome=failure.outcome, retryable=failure.retryable)
 
 
 def quota_failure() -> JobFailure:

@@ -19,6 +19,7 @@ class Classified:
     message: str
     outcome: str = "Failed"  # Failed, Warning or Skipped
     retryable: bool = False
+    client_blamed: bool = False  # rate limit or bot check: another proxy may get through
 
 
 def _chain(exc: BaseException | None) -> list[BaseException]:
@@ -33,6 +34,10 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
         exc = nxt or (cause if isinstance(cause, BaseException) else None) or exc.__cause__ or exc.__context__
     return out
 
+
+# The "Rate limiting" failure class (seed 000): the source refused this server's downloads.
+RATE_LIMITED = "The source is rate limiting downloads (HTTP 429)"
+BOT_CHECK = "The source is rate limiting downloads: it asked to confirm this is not a bot"
 
 TOOL_NAMES = ("yt-dlp", "YT-DLP", "yt_dlp", "youtube-dl", "youtube_dl")
 
@@ -73,7 +78,7 @@ def classify(exc: BaseException) -> Classified:
         if isinstance(error, HTTPError):
             status = error.status
             if status == 429:
-                return Classified("The source is rate limiting downloads (HTTP 429)", retryable=True)
+                return Classified(RATE_LIMITED, retryable=True, client_blamed=True)
             if status in (401, 403, 404, 410, 451):
                 return Classified(f"Video unavailable (the source answered HTTP {status})", outcome="Warning")
             if status >= 500:
@@ -86,6 +91,8 @@ def classify(exc: BaseException) -> Classified:
             return Classified(
                 "Network error while downloading (timeout or connection failure)", retryable=True
             )
+    if re.search(r"sign in to confirm you.?re not a bot|confirm you are not a bot|captcha", text):
+        return Classified(BOT_CHECK, retryable=True, client_blamed=True)
     if re.search(
         r"private video|video unavailable|has been removed|members.only|sign in to confirm your age",
         text,

@@ -21,9 +21,12 @@ EXTERNAL_MARKER = "external-downloader-refused"
 _original_getaddrinfo = socket.getaddrinfo
 
 
-def _guarded(policy: UrlPolicy) -> Any:
+def _guarded(policy: UrlPolicy, trusted: frozenset[tuple[str, str]]) -> Any:
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
         results = _original_getaddrinfo(host, *args, **kwargs)
+        port = args[0] if args else kwargs.get("port")
+        if (str(host).lower(), str(port)) in trusted:  # an operator's proxy, not a source
+            return results
         allowed = [r for r in results if policy.permits(ipaddress.ip_address(str(r[4][0]).split("%")[0]))]
         if not allowed:
             raise socket.gaierror(
@@ -40,10 +43,11 @@ def _refuse_external(self: Any, filename: str, info_dict: Any) -> bool:
     raise DownloadError(f"{EXTERNAL_MARKER}: this stream needs an external downloader")
 
 
-def install(policy: UrlPolicy) -> None:
+def install(policy: UrlPolicy, trusted: frozenset[tuple[str, str]] = frozenset()) -> None:
+    """``trusted``: the (host, port) of each outbound proxy, which may be a private address."""
     from yt_dlp.downloader.external import ExternalFD
     from yt_dlp.downloader.rtmp import RtmpFD
 
-    socket.getaddrinfo = _guarded(policy)
+    socket.getaddrinfo = _guarded(policy, trusted)
     ExternalFD.real_download = _refuse_external  # type: ignore[method-assign]
     RtmpFD.real_download = _refuse_external  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from squall.pipeline.urlguard import UrlPolicy
+from squall.pipeline.ytdlp_config import DownloaderConfig
 
 AUDIO_CONTAINERS = frozenset({"m4a", "mp3", "ogg", "opus"})
 
@@ -34,6 +35,8 @@ class JobSpec:
     url_policy: UrlPolicy = field(default_factory=UrlPolicy)
     socket_timeout: float = 20.0
     timeout_seconds: float = 3600.0
+    downloader: DownloaderConfig = field(default_factory=DownloaderConfig)
+    cookies: str | None = field(default=None, repr=False)  # the key's own (Netscape), never shown
 
     @property
     def audio_output(self) -> bool:

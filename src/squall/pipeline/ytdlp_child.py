@@ -8,13 +8,15 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yt_dlp
 
-from squall.pipeline import guard, remote_probe
+from squall.pipeline import guard, proxy_guard, remote_probe
 from squall.pipeline.failures import Classified, classify, too_large, too_long
 from squall.pipeline.feeds import enclosure_lengths
 from squall.pipeline.urlguard import UrlPolicy
+from squall.pipeline.ytdlp_config import DownloaderConfig
 
 _INFO_FIELDS = (
     "title",
@@ -73,9 +75,13 @@ def _run_child(conn: Connection, options: dict[str, Any], work: Callable[[], dic
     connect-time guard, and one answer on ``conn``: ("done", result) or ("failed", reason)."""
     os.setpgrp()
     policy: UrlPolicy = options["url_policy"]
+    proxy: str | None = options.get("proxy")
     if not policy.allow_private:
-        guard.install(policy)
+        guard.install(policy, trusted=_endpoint(proxy))
+        if proxy:  # the proxy resolves the target's name: check it before handing it over
+            proxy_guard.install(policy)
     try:
+        _use_plugins(_config(options))
         conn.send(("done", work()))
     except _Stop as stop:
         conn.send(("failed", stop.failure.__dict__))
@@ -85,8 +91,34 @@ def _run_child(conn: Connection, options: dict[str, Any], work: Callable[[], dic
         conn.close()
 
 
+def _config(options: dict[str, Any]) -> DownloaderConfig:
+    return options.get("downloader") or DownloaderConfig()
+
+
+def _endpoint(proxy: str | None) -> frozenset[tuple[str, str]]:
+    if not proxy:
+        return frozenset()
+    parts = urlsplit(proxy)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 1080)
+    return frozenset({(str(parts.hostname).lower(), str(port))})
+
+
+def _use_plugins(config: DownloaderConfig) -> None:
+    """Installed plugin packages and the operator's plugin folders; yt-dlp loads them when
+    the first YoutubeDL is made (never in the forkserver, so each child sees the setting)."""
+    from yt_dlp.globals import plugin_dirs
+
+    plugin_dirs.value = ["default", *config.plugin_dirs]
+
+
 def _base_options(options: dict[str, Any]) -> dict[str, Any]:
+    config = _config(options)
+    cookies = {"cookiefile": options["cookiefile"]} if options.get("cookiefile") else {}
     return {
+        **config.options,  # the operator's, already checked; everything below wins
+        **cookies,
+        "js_runtimes": config.js_runtimes,
+        "remote_components": [],  # nothing is downloaded at run time
         "logger": _QuietLogger(),
         "quiet": True,
         "noprogress": True,
@@ -96,7 +128,7 @@ def _base_options(options: dict[str, Any]) -> dict[str, Any]:
         "cachedir": False,
         "socket_timeout": options["socket_timeout"],
         "extractor_retries": 1,
-        "proxy": "",  # a proxy would carry connections past the guard
+        "proxy": options.get("proxy") or "",  # "": no proxy, not even the environment's
     }
 
 
