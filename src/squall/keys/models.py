@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy import BigInteger, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from squall.db.base import Base, new_id
@@ -28,3 +28,13 @@ class ApiKey(Base):
     previous_webhook_secret_until: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ServerFact(Base):
+    """Facts about this installation that travel with its database, such as the fingerprint of
+    the secret its keys are hashed with (``keys/fingerprint.py``)."""
+
+    __tablename__ = "server_facts"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
