@@ -1,7 +1,7 @@
 """A Squall on SQLite with months of life squeezed into a few days of a manual clock: keys of
 every type (and a revoked one), completed and failed jobs, a feed batch, delivered webhooks,
 rollups on three days and several hours, a stripe key's period and meter reports, an
-Idempotency-Key answer, a download, a deleted file. Built once per module by the real app and
+Idempotency-Key answer, a download, a deleted file. Built once per session by the real app and
 worker; ``answers`` records what its API said, for the copy to be held to."""
 
 from __future__ import annotations
