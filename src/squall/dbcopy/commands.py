@@ -35,7 +35,7 @@ def db_copy(
 ) -> None:
     """Copy this Squall's database (SQUALL_DATABASE_URL or the SQLite file) into an empty
     PostgreSQL database, then verify it; exit 1 on any difference, 2 when refused."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from squall.dbcopy.checks import Refused
     from squall.dbcopy.move import copy_database, verify_copy
@@ -54,13 +54,13 @@ def db_copy(
                 TimeElapsedColumn(),
             )
             with Progress(*columns, transient=as_json) as progress:
-                tasks: dict[str, object] = {}
+                tasks: dict[str, TaskID] = {}
 
                 def started(table: str, rows: int) -> None:
                     tasks[table] = progress.add_task(table, total=rows)
 
                 def copied(table: str, rows: int) -> None:
-                    progress.advance(tasks[table], rows)  # type: ignore[arg-type]
+                    progress.advance(tasks[table], rows)
 
                 outcome = copy_database(settings, to, migrate=migrate, online=online, batch_rows=batch_rows,
                                         started=started, copied=copied)  # fmt: skip
