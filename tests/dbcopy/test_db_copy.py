@@ -4,6 +4,7 @@ key exactly as before; keys, links and counters carry on; what is wrong is refus
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from squall.app import create_app
 from squall.audit.storage import reconcile
 from squall.audit.usage import verify
 from squall.bootstrap import claim_for_serving
-from squall.clock import ManualClock
+from squall.clock import ManualClock, now_ms
 from squall.db import Database
 from squall.db.presence import InUse
 from squall.dbcopy.copier import advance_sequences
@@ -146,3 +147,15 @@ def test_sequences_are_advanced_past_the_copied_ids(scratch_postgres: Scratch) -
             assert conn.execute(text("INSERT INTO serials DEFAULT VALUES RETURNING n")).scalar() == 6
     finally:
         engine.dispose()
+
+
+def test_a_job_under_a_live_lease_means_a_worker_still_runs(source: Source, scratch_postgres: Scratch,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    """A worker on another machine holds no lock here: its live lease gives it away."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(source.settings.data_dir, data_dir, ignore=shutil.ignore_patterns("*.in-use", "storage"))
+    with sqlite3.connect(data_dir / "squall.db") as conn:
+        conn.execute("UPDATE jobs SET status = 'Processing', lease_expires_at = ? WHERE rowid = 1",
+                     (now_ms() + 60_000,))  # fmt: skip
+    code, output = squall(data_dir, "db", "copy", "--to", scratch_postgres(), "--migrate")
+    assert code == 2 and "1 jobs being processed under a live lease" in output, output

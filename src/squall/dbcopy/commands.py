@@ -53,7 +53,7 @@ def db_copy(
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
             )
-            with Progress(*columns, transient=as_json) as progress:
+            with Progress(*columns, transient=True) as progress:  # the comparison lists every table after
                 tasks: dict[str, TaskID] = {}
 
                 def started(table: str, rows: int) -> None:
@@ -71,9 +71,14 @@ def db_copy(
         typer.echo(warning, err=True)
     typer.echo(json.dumps(comparison.as_dict()) if as_json else comparison.as_text())
     if comparison.ok and not verify_only and not as_json:
+        where = (
+            "this SQUALL_SECRET_KEY"
+            if settings.secret_key
+            else f"the secret in {settings.data_dir / 'secret_key'}"
+        )
         typer.echo(
-            "\nNext: give every machine the same secret (SQUALL_SECRET_KEY, or copy "
-            f"{settings.data_dir / 'secret_key'}) and SQUALL_DATABASE_URL=<the target>; see docs/operations.md"
+            f"\nNext: give every machine {where} as SQUALL_SECRET_KEY, and SQUALL_DATABASE_URL=<the target>; "
+            "see docs/operations.md"
         )
     raise typer.Exit(0 if comparison.ok else 1)
 
