@@ -81,6 +81,9 @@ def test_a_copy_answers_every_key_as_the_sqlite_squall_did(
 def test_refusals_and_a_corrupted_row_caught_by_verify_only(
     source: Source, scratch_postgres: Scratch
 ) -> None:
+    for wrong in ("sqlite:///elsewhere.db", "not a url"):
+        code, output = copy(source, wrong)
+        assert code == 2 and ("must be a PostgreSQL database" in output or "is not a database URL" in output)
     bare = scratch_postgres()
     code, output = copy(source, bare)
     assert code == 2 and "no Squall schema: add --migrate" in output, output

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
 from squall.billing.models import MeterReport, ReportStatus
@@ -42,7 +43,7 @@ def revision_of(conn: Connection) -> str | None:
 def target_url_problem(url: str) -> str | None:
     try:
         parsed = make_url(url)
-    except Exception:
+    except ArgumentError:
         return f"--to {url!r} is not a database URL such as postgresql+psycopg://user@host:5432/squall"
     if parsed.get_backend_name() != "postgresql":
         return "--to must be a PostgreSQL database (postgresql+psycopg://user@host:5432/squall)"
