@@ -4,6 +4,7 @@ install so a newcomer can submit a job straight away."""
 from __future__ import annotations
 
 from squall.db import Database
+from squall.db.presence import InUse
 from squall.settings import Settings
 
 
@@ -35,3 +36,23 @@ def ensure_first_key(settings: Settings, *, host: str, port: int) -> None:
         f"Dashboard: {base}/  (sign in with the key)\nAPI docs: {base}/docs\n",
         flush=True,
     )
+
+
+_SERVING: list[InUse] = []  # held for the life of the process
+
+
+def claim_for_serving(settings: Settings) -> str | None:
+    """Before serving: a problem that must stop the server (the secret is not the one the
+    keys were hashed with), or None once the secret is recorded and this process is marked
+    as serving the database (``squall db copy`` refuses to copy under a live server)."""
+    from squall.keys.fingerprint import WRONG_SECRET, adopt_secret
+
+    db = Database(settings.resolved_database_url)
+    try:
+        with db.write() as session:
+            if not adopt_secret(session, settings.resolved_secret_key()):
+                return WRONG_SECRET
+    finally:
+        db.dispose()
+    _SERVING.append(InUse(settings.resolved_database_url))
+    return None

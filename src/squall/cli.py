@@ -32,6 +32,12 @@ billing_app = typer.Typer(help="Stripe billing.", no_args_is_help=True)
 app.add_typer(billing_app, name="billing")
 app.command("doctor")(doctor_command)
 
+# Moving to PostgreSQL and S3 (squall/dbcopy): `squall db copy`, `squall storage copy`.
+from squall.dbcopy.commands import db_copy, storage_copy  # noqa: E402
+
+db_app.command("copy")(db_copy)
+storage_app.command("copy")(storage_copy)
+
 
 def _show_version(value: bool) -> None:
     if value:
@@ -66,7 +72,7 @@ def serve(
     import uvicorn
 
     from squall.app import create_app
-    from squall.bootstrap import ensure_first_key
+    from squall.bootstrap import claim_for_serving, ensure_first_key
     from squall.db.migrate import upgrade
     from squall.logging import configure_logging
 
@@ -76,6 +82,8 @@ def serve(
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         settings.public_url = f"http://{shown}:{port}"
     upgrade(settings.resolved_database_url)
+    if problem := claim_for_serving(settings):  # the keys' secret; `db copy` sees this server
+        raise _fail(problem)
     ensure_first_key(settings, host=host, port=port)
     command = [sys.executable, "-m", "squall", "worker", "--exit-with-parent"]
     children = [subprocess.Popen(command, env=os.environ.copy()) for _ in range(workers)]

@@ -6,7 +6,7 @@ from squall.billing.models import BillingPeriod, MeterReport
 from squall.db.base import Base
 from squall.intake.models import IdempotentRequest
 from squall.jobs.models import Job
-from squall.keys.models import ApiKey, KeyCookies
+from squall.keys.models import ApiKey, KeyCookies, ServerFact
 from squall.metering.models import DailyRollup, KeyCounters, UsageEvent
 from squall.webhooks.models import WebhookDelivery
 
@@ -21,6 +21,7 @@ __all__ = [
     "KeyCookies",
     "KeyCounters",
     "MeterReport",
+    "ServerFact",
     "UsageEvent",
     "WebhookDelivery",
 ]

@@ -20,6 +20,7 @@ from types import FrameType
 from squall.billing.reporter import MeterReporter
 from squall.clock import SYSTEM, Clock
 from squall.db import Database
+from squall.db.presence import InUse
 from squall.errors import JobFailure, SquallError
 from squall.intake import idempotency
 from squall.jobs import queries as job_queries
@@ -313,4 +314,8 @@ def run_worker(settings: Settings, concurrency: int = 1, parent_pid: int | None 
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    worker.run(concurrency)
+    in_use = InUse(settings.resolved_database_url)  # `squall db copy` refuses while it is held
+    try:
+        worker.run(concurrency)
+    finally:
+        in_use.release()

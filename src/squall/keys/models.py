@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from squall.db.base import Base, new_id
@@ -39,3 +39,13 @@ class KeyCookies(Base):
     key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ServerFact(Base):
+    """Facts about this installation that travel with its database, such as the fingerprint of
+    the secret its keys are hashed with (``keys/fingerprint.py``)."""
+
+    __tablename__ = "server_facts"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

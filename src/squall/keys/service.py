@@ -14,6 +14,7 @@ from squall.db.base import table_of
 from squall.errors import InvalidInput, NotFound
 from squall.events import record
 from squall.keys.events import KeyCreated
+from squall.keys.fingerprint import remember_secret
 from squall.keys.models import ApiKey
 from squall.keys.secrets import generate_secret, hash_key, new_webhook_secret
 
@@ -97,6 +98,7 @@ def create_key(
     )
     session.add(key)
     session.flush()
+    remember_secret(session, pepper)  # so a move to another machine can check its secret
     record(session, KeyCreated(key_id=key.id, storage_limit_bytes=limits.storage_limit_bytes))
     return NewKey(
         id=key.id, api_key=secret, client_name=key.client_name, webhook_secret=key.webhook_secret or ""
