@@ -73,8 +73,14 @@ def serve(
     import uvicorn
 
     from squall.app import create_app
-    from squall.bootstrap import PortTaken, claim_port, ensure_first_key, first_key_banner, listening_banner
-    from squall.bootstrap import base_url as base_url_of
+    from squall.bootstrap import (
+        PortTaken,
+        base_url,
+        claim_port,
+        ensure_first_key,
+        first_key_banner,
+        listening_banner,
+    )
     from squall.db.migrate import upgrade
     from squall.logging import configure_logging
 
@@ -85,12 +91,12 @@ def serve(
         raise _fail(str(exc)) from None
     settings = get_settings()
     if "public_url" not in settings.model_fields_set:  # links should point at this server
-        settings.public_url = base_url_of(host, port)
+        settings.public_url = base_url(host, port)
     # Every process of this serve (API processes, embedded workers) builds links from it.
     os.environ["SQUALL_PUBLIC_URL"] = settings.public_url
     upgrade(settings.resolved_database_url)
     if (first := ensure_first_key(settings)) is not None:
-        typer.echo(first_key_banner(first, base_url_of(host, port)))
+        typer.echo(first_key_banner(first, base_url(host, port)))
     command = [sys.executable, "-m", "squall", "worker", "--exit-with-parent"]
     children = [subprocess.Popen(command, env=os.environ.copy()) for _ in range(workers)]
     # uvicorn re-raises SIGTERM after its own shutdown; turn it into an exit so the workers
