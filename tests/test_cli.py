@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -112,7 +113,7 @@ def test_serve_migrates_prints_a_first_key_and_answers(tmp_path: object, setting
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             lines.append(line)
-            if line.startswith("API docs:"):
+            if line.startswith("Stop it with Ctrl-C"):
                 break
         output = "".join(lines)
         key = next(word for word in output.split() if word.startswith("sk_"))
@@ -155,3 +156,47 @@ def workers_using(data_dir: str) -> list[int]:
         ):
             found.append(int(proc.name))
     return found
+
+
+def help_of(*args: str) -> str:
+    env = {**os.environ, "COLUMNS": "200"}  # wide enough that no help line wraps
+    result = subprocess.run([PYTHON, *args, "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_help_reads_like_a_well_kept_cli() -> None:
+    top = help_of("-m", "squall")
+    assert "Usage: squall [OPTIONS] COMMAND" in top and "python -m" not in top
+    assert "--install-completion" not in top and "--show-completion" not in top
+    assert "Run `squall COMMAND --help`" in top
+    serve = help_of("-m", "squall", "serve")
+    assert "Usage: squall serve [OPTIONS]" in serve and "[default: 8000]" in serve
+    assert "--port" in serve and "INTEGER" in serve and "squall serve --port 9000 --workers 4" in serve
+    create = help_of("-m", "squall", "keys", "create")
+    assert "[default: (unlimited, or trial with --storage-limit-gb)]" in create
+    assert 'squall keys create --name "Trial user" --storage-limit-gb 1' in create
+    for shown in (top, serve, create):
+        assert "<bool>" not in shown and "<str>" not in shown and "<int>" not in shown
+
+
+def test_run_py_help_names_its_own_commands_and_squalls() -> None:
+    shown = help_of(str(Path(__file__).resolve().parents[1] / "run.py"))
+    assert "python3 run.py serve" in shown and "python3 run.py test" in shown
+    assert "python3 run.py develop" in shown and "Usage: squall [OPTIONS] COMMAND" in shown
+
+
+def test_keys_list_has_a_header_row(settings: Settings, db: Database) -> None:
+    assert squall(settings, "keys", "list").stdout.startswith("no keys yet")
+    created = json.loads(squall(settings, "keys", "create", "--name", "Acme Corp", "--json").stdout)
+    listed = squall(settings, "keys", "list").stdout.splitlines()
+    assert listed[0].split() == ["ID", "PREFIX", "TYPE", "STATE", "CLIENT"]
+    assert listed[1].split() == [
+        created["id"],
+        created["api_key"][:10] + "…",
+        "unlimited",
+        "active",
+        "Acme",
+        "Corp",
+    ]
+    assert listed[0].index("CLIENT") == listed[1].index("Acme Corp")  # columns line up

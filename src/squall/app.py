@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from squall import __version__
+from squall.api.docs import install_docs
 from squall.api.errors import install_error_handlers
 from squall.api.openapi import ERROR_RESPONSES, openapi_without_422
 from squall.batches.routes import router as batches_router
@@ -65,6 +66,8 @@ def create_app(
         version=__version__,
         description="Self-hosted, multi-tenant media ingest API with exact usage metering "
         "(Tornado-compatible). Authenticate with the `x-api-key` header.",
+        docs_url=None,  # served by install_docs, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = wire(db or Database(settings.resolved_database_url))
@@ -102,5 +105,6 @@ def create_app(
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")
+    install_docs(app)
     app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]
     return app

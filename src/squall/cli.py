@@ -18,7 +18,11 @@ from squall.settings import get_settings
 from squall.units import GB, MB
 
 app = typer.Typer(
-    help="Squall: self-hosted media ingest API with exact usage metering.", no_args_is_help=True
+    help="Squall: self-hosted media ingest API with exact usage metering.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"show_default": True},
+    epilog="Run `squall COMMAND --help` for a command's options and examples.",
 )
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -61,7 +65,12 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-@app.command()
+@app.command(
+    epilog="Examples:\n\n"
+    "squall serve    (on 127.0.0.1:8000, with 2 workers)\n\n"
+    "squall serve --port 9000 --workers 4\n\n"
+    "SQUALL_PUBLIC_URL=https://media.example.org squall serve --host 0.0.0.0"
+)
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -72,27 +81,42 @@ def serve(
     import uvicorn
 
     from squall.app import create_app
-    from squall.bootstrap import claim_for_serving, ensure_first_key
+    from squall.bootstrap import (
+        PortTaken,
+        base_url,
+        claim_for_serving,
+        claim_port,
+        ensure_first_key,
+        first_key_banner,
+        listening_banner,
+    )
     from squall.db.migrate import upgrade
     from squall.logging import configure_logging
 
     configure_logging()
+    try:
+        listener = claim_port(host, port)  # before anything is created
+    except PortTaken as exc:
+        raise _fail(str(exc)) from None
     settings = get_settings()
     if "public_url" not in settings.model_fields_set:  # links should point at this server
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        settings.public_url = f"http://{shown}:{port}"
+        settings.public_url = base_url(host, port)
+    # Every process of this serve (API processes, embedded workers) builds links from it.
+    os.environ["SQUALL_PUBLIC_URL"] = settings.public_url
     upgrade(settings.resolved_database_url)
     if problem := claim_for_serving(settings):  # the keys' secret; `db copy` sees this server
         raise _fail(problem)
-    ensure_first_key(settings, host=host, port=port)
+    if (first := ensure_first_key(settings)) is not None:
+        typer.echo(first_key_banner(first, base_url(host, port)))
     command = [sys.executable, "-m", "squall", "worker", "--exit-with-parent"]
     children = [subprocess.Popen(command, env=os.environ.copy()) for _ in range(workers)]
     # uvicorn re-raises SIGTERM after its own shutdown; turn it into an exit so the workers
     # are stopped below (and they also exit by themselves if this process dies outright).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    typer.echo(listening_banner(host, port))
     try:
         if api_processes > 1:  # each process builds its app from the environment
-            os.environ["SQUALL_PUBLIC_URL"] = settings.public_url
+            listener.close()  # and uvicorn binds the port for them all
             uvicorn.run(
                 "squall.app:create_app",
                 factory=True,
@@ -102,7 +126,10 @@ def serve(
                 log_level="warning",
             )
         else:
-            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+            config = uvicorn.Config(create_app(settings), log_level="warning")
+            uvicorn.Server(config).run(sockets=[listener])
+    except KeyboardInterrupt:  # Ctrl-C is the ordinary way to stop
+        pass
     finally:
         for child in children:
             child.terminate()
@@ -114,7 +141,7 @@ def serve(
                 child.kill()
 
 
-@app.command()
+@app.command(epilog="Example: SQUALL_DATABASE_URL=postgresql+psycopg://… squall worker --concurrency 2")
 def worker(
     concurrency: Annotated[
         int, typer.Option(min=0, help="Jobs run at once in this process (0: deliver webhooks only).")
@@ -138,10 +165,23 @@ def db_upgrade() -> None:
     typer.echo("database is up to date")
 
 
-@keys_app.command("create")
+@keys_app.command(
+    "create",
+    epilog="Examples:\n\n"
+    'squall keys create --name "My App"\n\n'
+    'squall keys create --name "Trial user" --storage-limit-gb 1 --max-resolution 720\n\n'
+    'squall keys create --name "Acme" --type stripe --stripe-subscription sub_123 --json',
+)
 def keys_create(
     name: Annotated[str, typer.Option(help="Client name shown in /usage.")],
-    key_type: Annotated[str | None, typer.Option("--type", help="unlimited, trial or stripe.")] = None,
+    key_type: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            help="unlimited, trial or stripe.",
+            show_default="unlimited, or trial with --storage-limit-gb",
+        ),
+    ] = None,
     storage_limit_gb: Annotated[float | None, typer.Option(help="Storage quota (makes a trial key).")] = None,
     max_resolution: Annotated[int | None, typer.Option(help="Cap on the output's shorter side.")] = None,
     max_duration_seconds: Annotated[int | None, typer.Option(help="Longest video accepted.")] = None,
@@ -188,7 +228,7 @@ def keys_create(
         )
 
 
-@keys_app.command("list")
+@keys_app.command("list", epilog="Example: squall keys list --json")
 def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List keys (never the secrets)."""
     from squall.bootstrap import open_database
@@ -216,9 +256,19 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    for row in rows:
-        state = "revoked" if row["revoked"] else "active"
-        typer.echo(f"{row['id']}  {row['prefix']}…  {row['type']:<9}  {state:<7}  {row['client_name']}")
+    if not rows:
+        typer.echo("no keys yet: create one with `squall keys create --name NAME`")
+        return
+    table = [["ID", "PREFIX", "TYPE", "STATE", "CLIENT"]] + [
+        [str(row["id"]), f"{row['prefix']}…", str(row["type"]), "revoked" if row["revoked"] else "active",
+         str(row["client_name"])]
+        for row in rows
+    ]  # fmt: skip
+    widths = [max(len(line[column]) for line in table) for column in range(4)]
+    for line in table:  # the client name last, unpadded: it may hold spaces
+        typer.echo(
+            "  ".join([*(cell.ljust(width) for cell, width in zip(line[:4], widths, strict=True)), line[4]])
+        )
 
 
 @keys_app.command("revoke")
@@ -278,7 +328,7 @@ def keys_rotate_webhook_secret(
     typer.echo(json.dumps({"id": key_id, "webhook_secret": secret}) if as_json else secret)
 
 
-@usage_app.command("verify")
+@usage_app.command("verify", epilog="Example: squall usage verify --json")
 def usage_verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -342,4 +392,6 @@ def billing_reconcile(
 
 
 def main() -> None:
-    app()
+    from squall.cli_help import run
+
+    run(app)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from squall.api.deps import get_app_settings, get_database
@@ -25,8 +26,15 @@ def _lookup(db: Database, digest: str) -> AuthenticatedKey | None:
         return find_key(session, digest)
 
 
-async def current_key(request: Request) -> AuthenticatedKey:
-    api_key = request.headers.get("x-api-key")
+# Declares the header as the API's security scheme, so /docs' "Authorize" sends it.
+API_KEY_HEADER = APIKeyHeader(
+    name="x-api-key", scheme_name="ApiKey", auto_error=False, description="An API key (sk_…)."
+)
+
+
+async def current_key(
+    request: Request, api_key: Annotated[str | None, Security(API_KEY_HEADER)] = None
+) -> AuthenticatedKey:
     if not api_key:
         raise NotAuthenticated("Missing x-api-key header")
     digest = hash_key(api_key, get_app_settings(request).resolved_secret_key())
