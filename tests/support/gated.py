@@ -27,18 +27,30 @@ def socket_owner(port: int, candidates: set[int]) -> int | None:
         for line in list(table)[1:]:
             columns = line.split()
             address, local_port = columns[1].split(":")
-            if address == "0100007F" and int(local_port, 16) == port:
-                inode = columns[9]
+            if address == "0100007F" and int(local_port, 16) == port and columns[9] != "0":
+                inode = columns[9]  # (an old connection in TIME_WAIT on the same port has inode 0)
     if inode is None:
         return None
     for pid in candidates:
-        try:
-            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-        except OSError:
-            continue
-        if f"socket:[{inode}]" in links:
+        if f"socket:[{inode}]" in _fd_links(pid):
             return pid
     return None
+
+
+def _fd_links(pid: int) -> set[str]:
+    """What a process's open descriptors point at. One descriptor closing while they are read
+    (a busy proxy) must not hide the others."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return set()
+    links = set()
+    for fd in fds:
+        try:
+            links.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+    return links
 
 
 @dataclass
