@@ -215,3 +215,21 @@ def test_cancelling_a_running_job_stops_it_and_releases_its_reservation(
     assert stored == []
     with db.read() as session:
         assert not verify(session).drift
+
+
+def test_a_worker_whose_serve_is_already_gone_stops_by_itself(settings: Settings, db: Database) -> None:
+    """serve tells its workers its pid: a worker that starts after serve died (its parent is
+    init by then) stops at once instead of running on unattended."""
+    gone = subprocess.Popen([PYTHON, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs, standing for a serve that died during start-up
+    worker = subprocess.Popen(
+        [PYTHON, "-m", "squall", "worker", f"--exit-with-parent={gone.pid}"],
+        env=worker_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        output, _ = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0
+    assert b"parent process is gone" in output

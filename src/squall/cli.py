@@ -108,7 +108,9 @@ def serve(
         raise _fail(problem)
     if (first := ensure_first_key(settings)) is not None:
         typer.echo(first_key_banner(first, base_url(host, port)))
-    command = [sys.executable, "-m", "squall", "worker", "--exit-with-parent"]
+    # The workers are told this process's pid: one that starts after serve died must not take
+    # init (its parent by then) for the serve it belongs to.
+    command = [sys.executable, "-m", "squall", "worker", f"--exit-with-parent={os.getpid()}"]
     children = [subprocess.Popen(command, env=os.environ.copy()) for _ in range(workers)]
     # uvicorn re-raises SIGTERM after its own shutdown; turn it into an exit so the workers
     # are stopped below (and they also exit by themselves if this process dies outright).
@@ -146,14 +148,14 @@ def worker(
     concurrency: Annotated[
         int, typer.Option(min=0, help="Jobs run at once in this process (0: deliver webhooks only).")
     ] = 1,
-    exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
+    exit_with_parent: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run a worker only (for scale-out machines sharing one database and bucket)."""
     from squall.logging import configure_logging
     from squall.worker import run_worker
 
     configure_logging()
-    run_worker(get_settings(), concurrency=concurrency, parent_pid=os.getppid() if exit_with_parent else None)
+    run_worker(get_settings(), concurrency=concurrency, parent_pid=exit_with_parent)
 
 
 @db_app.command("upgrade")

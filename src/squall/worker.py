@@ -94,6 +94,8 @@ class JobRun:
             except Exception:  # a database blip: the lease has slack, try again next beat
                 log.warning("heartbeat failed", job_id=self.job.id, exc_info=True)
                 continue
+            if not alive and done.is_set():  # the job ended (its lease with it) as this check ran
+                return
             if not alive:
                 log.warning("lease lost", job_id=self.job.id, attempt=self.job.attempt)
                 self.lost.set()
