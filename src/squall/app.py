@@ -26,6 +26,7 @@ from squall.delivery.routes import router as delivery_router
 from squall.intake.routes import router as intake_router
 from squall.jobs.routes import router as jobs_router
 from squall.keys.cache import KeyCache
+from squall.keys.ratelimit import RateLimiter
 from squall.metering.metrics import UsageCollector
 from squall.metering.routes import router as metering_router
 from squall.settings import Settings, get_settings
@@ -69,6 +70,7 @@ def create_app(
     app.state.storage = storage or make_storage(settings)
     app.state.clock = clock
     app.state.key_cache = KeyCache(settings.auth_cache_seconds)
+    app.state.rate_limiter = RateLimiter(app.state.db)
     app.state.billing = BillingFields(configured=bool(settings.stripe_api_key))
     app.state.webhook_status = job_webhook_status
     app.state.delivery_cache = DeliveryCache(settings.delivery_cache_dir, settings.delivery_cache_mb * MB)
