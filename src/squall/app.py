@@ -14,6 +14,9 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from squall import __version__
+from squall.admin.auth import MetricsReader
+from squall.admin.metrics import QueueCollector
+from squall.admin.routes import router as admin_router
 from squall.api.errors import install_error_handlers
 from squall.api.openapi import ERROR_RESPONSES, openapi_without_422
 from squall.batches.routes import router as batches_router
@@ -78,13 +81,17 @@ def create_app(
 
     registry = CollectorRegistry()
     registry.register(UsageCollector(app.state.db))
+    registry.register(QueueCollector(app.state.db, app.state.rate_limiter))
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
+    @app.get(
+        "/metrics", tags=["ops"], summary="Prometheus metrics (operator token or SQUALL_METRICS_ALLOW)",
+        response_class=Response, dependencies=[MetricsReader],
+    )  # fmt: skip
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -97,6 +104,7 @@ def create_app(
         delivery_router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
+    app.include_router(admin_router, responses=ERROR_RESPONSES)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")
     app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]

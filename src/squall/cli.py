@@ -29,6 +29,12 @@ storage_app = typer.Typer(help="Stored objects.", no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
 billing_app = typer.Typer(help="Stripe billing.", no_args_is_help=True)
 app.add_typer(billing_app, name="billing")
+admin_app = typer.Typer(help="The operator's credentials.", no_args_is_help=True)
+admin_token_app = typer.Typer(
+    help="Operator tokens (for /admin, /metrics and the operator page).", no_args_is_help=True
+)
+admin_app.add_typer(admin_token_app, name="token")
+app.add_typer(admin_app, name="admin")
 
 
 # Tenancy options of `keys create` and `keys update` (issue 15).
@@ -359,6 +365,47 @@ def billing_reconcile(
         raise _fail(exc.message) from None
     typer.echo(json.dumps(balances_json(balances)) if as_json else as_text(balances))
     raise typer.Exit(1 if failed(balances) else 0)
+
+
+@admin_token_app.command("create")
+def admin_token_create(
+    name: Annotated[str, typer.Option(help="Whose token this is.")] = "operator",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an operator token and print it once (only its hash is stored)."""
+    from squall.admin.tokens import create_token
+    from squall.bootstrap import open_database
+    from squall.errors import SquallError
+
+    settings = get_settings()
+    try:
+        with open_database(settings).write() as session:
+            new = create_token(session, pepper=settings.resolved_secret_key(), name=name, now=now_ms())
+    except SquallError as exc:
+        raise _fail(exc.message) from None
+    if as_json:
+        typer.echo(json.dumps({"id": new.id, "name": new.name, "token": new.token}))
+    else:
+        typer.echo(f"Operator token {new.id} ({new.name}):\n\n  {new.token}\n\nIt is shown only once. "
+                   "Send it as Authorization: Bearer <token>.")  # fmt: skip
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The queue by key and priority, claims, and every worker (GET /admin/queue)."""
+    from rich.console import Console
+
+    from squall.admin.status import render
+    from squall.admin.views import queue_view
+    from squall.bootstrap import open_database
+
+    settings = get_settings()
+    with open_database(settings).read() as session:
+        view = queue_view(session, now=now_ms(), lease_ms=int(settings.lease_seconds * 1000))
+    if as_json:
+        typer.echo(json.dumps(view))
+    else:
+        render(view, Console())
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ from squall.errors import InvalidInput, NotFound
 from squall.events import record
 from squall.keys.events import KeyCreated
 from squall.keys.models import ApiKey
-from squall.keys.tenancy import TenancyLimits, apply_limits
 from squall.keys.secrets import generate_secret, hash_key, new_webhook_secret
+from squall.keys.tenancy import TenancyLimits, apply_limits
 
 KEY_TYPES = ("unlimited", "trial", "stripe")
 RESOLUTIONS = (2160, 1440, 1080, 720, 480, 360)
