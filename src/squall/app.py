@@ -17,6 +17,7 @@ from squall import __version__
 from squall.admin.auth import MetricsReader
 from squall.admin.metrics import QueueCollector
 from squall.admin.routes import router as admin_router
+from squall.alerts.routes import router as alerts_router
 from squall.api.errors import install_error_handlers
 from squall.api.openapi import ERROR_RESPONSES, openapi_without_422
 from squall.batches.routes import router as batches_router
@@ -96,6 +97,7 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     for router in (
+        alerts_router,
         intake_router,
         jobs_router,
         batches_router,
