@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import literal_column, or_, select, true
 
 from squall.db.base import table_of
 from squall.jobs.models import Job, JobStatus
@@ -27,26 +27,37 @@ from squall.metering.models import KeyCounters
 _JOBS = table_of(Job)
 _COUNTERS = table_of(KeyCounters)
 _KEYS = table_of(ApiKey)
+# Written into the SQL, not bound: both engines use a partial index (``status = 'Pending'``)
+# only for a query whose WHERE names the same constant.
+PENDING = literal_column(f"'{JobStatus.PENDING.value}'")
 
 
-def next_job_per_key(now: int) -> Any:
-    """The CTE of the one job to claim (``LeasedQueue.claim``'s ``candidates``)."""
+def next_job_per_key(now: int, dialect: str) -> Any:
+    """The CTE of the one job to claim (``LeasedQueue.claim``'s ``candidates``).
+
+    PostgreSQL gets each key's next job from a LATERAL subquery and joins the job back by
+    primary key to lock it: with ``jobs.id = (correlated subquery)`` instead, its planner may
+    hash the whole jobs table. SQLite has no LATERAL and looks the correlated subquery up
+    row by row, as written."""
     j, c, k = _JOBS.c, _COUNTERS.c, _KEYS.c
-    next_of_key = (
-        select(j.id)
-        .where(j.key_id == c.key_id, j.status == JobStatus.PENDING, j.run_after <= now)
-        .order_by(j.priority.desc(), j.created_at)
-        .limit(1)
-        .correlate(_COUNTERS)
-        .scalar_subquery()
-    )
+    room = or_(k.max_concurrent_jobs.is_(None), c.jobs_processing < k.max_concurrent_jobs)
+    if dialect == "postgresql":
+        q = _JOBS.alias("queued").c  # the outer query's own jobs would be correlated away
+        per_key = (
+            select(q.id).where(q.key_id == c.key_id, q.status == PENDING, q.run_after <= now)
+            .order_by(q.priority.desc(), q.created_at).limit(1).correlate(_COUNTERS).lateral("next_of_key")
+        )  # fmt: skip
+        joined = _COUNTERS.join(per_key, true()).join(_JOBS, j.id == per_key.c.id)
+    else:
+        next_of_key = (
+            select(j.id).where(j.key_id == c.key_id, j.status == PENDING, j.run_after <= now)
+            .order_by(j.priority.desc(), j.created_at).limit(1).correlate(_COUNTERS).scalar_subquery()
+        )  # fmt: skip
+        joined = _COUNTERS.join(_JOBS, j.id == next_of_key)
     return (
         select(j.id)
-        .select_from(_COUNTERS.join(_JOBS, j.id == next_of_key).join(_KEYS, k.id == c.key_id))
-        .where(
-            c.jobs_pending > 0,
-            or_(k.max_concurrent_jobs.is_(None), c.jobs_processing < k.max_concurrent_jobs),
-        )
+        .select_from(joined.join(_KEYS, k.id == c.key_id))
+        .where(c.jobs_pending > 0, room)
         .order_by(j.priority.desc(), c.last_claimed_at.asc().nulls_first(), j.created_at)
         .limit(1)
         .with_for_update(skip_locked=True, of=[_JOBS, _COUNTERS])

@@ -46,7 +46,7 @@ def claim(session: Session, *, worker_id: str, now: int, lease_ms: int) -> Claim
     processing, with its options parsed once and its key's limits."""
     claimed = JOBS.claim(
         session, now=now, lease_ms=lease_ms, owner=worker_id, values={"started_at": now},
-        returning=(_JOBS.c.key_id,), candidates=next_job_per_key(now),
+        returning=(_JOBS.c.key_id,), candidates=next_job_per_key(now, session.get_bind().dialect.name),
     )  # fmt: skip
     if not claimed:
         return None
