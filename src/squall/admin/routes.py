@@ -40,6 +40,11 @@ def admin_queue(
     return views.queue_view(tx.session, now=clock.now_ms(), lease_ms=int(settings.lease_seconds * 1000))
 
 
+@router.get("/top", response_model=None, summary="Top consumers of the last 7 days (jobs, bytes uploaded)")
+def admin_top(_operator: CurrentOperator, tx: ReadTx, clock: ClockDep) -> dict[str, Any]:
+    return {"days": 7, "keys": views.top_consumers(tx.session, now=clock.now_ms())}
+
+
 class KeyChange(BaseModel):
     """What ``squall keys update`` / ``keys revoke`` change; 0 or "" removes a limit."""
 

@@ -3,12 +3,13 @@ per-key endpoints read (counters, rollups, jobs), so a sum here equals the sum o
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from squall.clock import DAY_MS
+from squall.clock import DAY_MS, utc_day
 from squall.errors import InvalidInput
 from squall.jobs.models import ACTIVE, ENDED_WITHOUT_OUTPUT, Job, JobStatus
 from squall.jobs.workers import WorkerProcess
@@ -135,3 +136,23 @@ def workers_view(session: Session, *, now: int, lease_ms: int) -> list[dict[str,
             "jobs": len(held.get(w.id, [])), "leases": held.pop(w.id, []), "dead_leases": not alive,
         })  # fmt: skip
     return workers
+
+
+def top_consumers(session: Session, *, now: int, days: int = 7, limit: int = 10) -> list[dict[str, Any]]:
+    """Keys by jobs created over the last ``days`` UTC days (today included), with the bytes
+    they uploaded: the daily rollups the per-key usage endpoints read."""
+    first = utc_day(now) - timedelta(days=days - 1)
+    jobs = func.sum(case((DailyRollup.metric == ledger.JOBS_CREATED, DailyRollup.quantity), else_=0))
+    uploaded = func.sum(case((DailyRollup.metric == ledger.BYTES_UPLOADED, DailyRollup.quantity), else_=0))
+    rows = session.execute(
+        select(DailyRollup.key_id, ApiKey.client_name, jobs.label("jobs"), uploaded.label("uploaded"))
+        .join(ApiKey, ApiKey.id == DailyRollup.key_id)
+        .where(DailyRollup.day >= first, DailyRollup.metric.in_([ledger.JOBS_CREATED, ledger.BYTES_UPLOADED]))
+        .group_by(DailyRollup.key_id, ApiKey.client_name)
+        .order_by(jobs.desc())
+        .limit(limit)
+    )
+    return [
+        {"key_id": k, "client_name": n, "jobs": int(j or 0), "uploaded_bytes": int(u or 0)}
+        for k, n, j, u in rows
+    ]

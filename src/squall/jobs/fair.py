@@ -29,7 +29,7 @@ _COUNTERS = table_of(KeyCounters)
 _KEYS = table_of(ApiKey)
 # Written into the SQL, not bound: both engines use a partial index (``status = 'Pending'``)
 # only for a query whose WHERE names the same constant.
-PENDING = literal_column(f"'{JobStatus.PENDING.value}'")
+PENDING: Any = literal_column(f"'{JobStatus.PENDING.value}'")
 
 
 def next_job_per_key(now: int, dialect: str) -> Any:

@@ -157,6 +157,7 @@ async function refreshOverview() {
   renderQuota(usage, alerts);
   renderDaily(daily.daily_stats);
   await failureAlert(daily.daily_stats, alerts);
+  await usageAlerts(alerts);
   $("#alerts").replaceChildren(...alerts);
   if (!performance.getEntriesByName("squall-overview-ready").length) performance.mark("squall-overview-ready");
   document.body.dataset.ready = "overview";
@@ -235,6 +236,14 @@ async function failureAlert(days, alerts) {
     el("strong", {}, `${(100 * rate).toFixed(1)}% of the jobs of the last 7 days failed (more than 5%).`),
     reasons.length ? " Most common reasons:" : "",
     el("ul", {}, reasons.map((r) => el("li", {}, `${r.error} (${number(r.count)})`)))));
+}
+
+// The server's usage alerts (the ones also sent as webhooks), newest state first.
+async function usageAlerts(alerts) {
+  const { alerts: raised } = await api("/dashboard/alerts");
+  for (const alert of raised) {
+    alerts.unshift(el("div", { class: "alert", "data-alert": alert.type }, alert.message));
+  }
 }
 
 // --- jobs -----------------------------------------------------------------------------------
