@@ -79,7 +79,8 @@ def test_a_low_priority_flood_never_delays_a_higher_priority_job(db: Database, m
     high_a = queue_jobs(db, flooder, 2, priority=9)
     first = [job.id for _ in range(3) if (job := claim(db)) is not None]
     assert set(first) == {urgent, *high_a}  # every priority-9 job before any priority-1 one
-    assert low_b[0] in [job.id for _ in range(2) if (job := claim(db)) is not None]  # then turns again
+    then = [job.id for _ in range(2) if (job := claim(db)) is not None]
+    assert low_b[0] in then  # then turns again
 
 
 def test_a_key_at_its_cap_keeps_its_jobs_queued_while_others_run(db: Database, make_key: KeyFactory) -> None:

@@ -12,7 +12,11 @@ from squall.clock import now_ms
 from squall.db import Database
 from squall.worker import Worker
 from tests.support.helpers import TEST_SECRET, KeyFactory
-from tests.web.test_dashboard import browser, console_errors, page, sign_in, submit  # noqa: F401
+from tests.web import test_dashboard as dashboard
+
+# The dashboard tests' Chromium fixtures (and their skip, with its reason, when there is none).
+browser, page, console_errors = dashboard.browser, dashboard.page, dashboard.console_errors
+sign_in, submit = dashboard.sign_in, dashboard.submit
 
 MB = 1024 * 1024
 
