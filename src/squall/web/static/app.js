@@ -283,6 +283,7 @@ function jobRow(job) {
 async function openJob(id, focus) {
   state.openJob = id;
   const job = await api(`/jobs/${id}`);
+  if (state.openJob !== id) return; // another job was opened meanwhile (a click during a refresh)
   const panel = $("#job-detail");
   const rows = [
     ["Status", el("span", { class: `status ${job.status}` }, job.status)], ["Step", job.step],
