@@ -131,8 +131,11 @@ def squall_cli(env: BenchEnv, *args: str) -> str:
 
 
 @contextmanager
-def squall_server(env: BenchEnv, *, timeout: float = 60.0, api_processes: int = 1) -> Iterator[str]:
-    """``squall serve --workers 0`` on a free loopback port; yields its base URL."""
+def squall_server(
+    env: BenchEnv, *, timeout: float = 60.0, api_processes: int = 1, settings: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``squall serve --workers 0`` on a free loopback port; yields its base URL. ``settings``:
+    more ``SQUALL_*`` variables for the server."""
     port = free_port()
     log_path = env.data_dir / "server.log"
     with log_path.open("wb") as log:
@@ -140,7 +143,7 @@ def squall_server(env: BenchEnv, *, timeout: float = 60.0, api_processes: int = 
         command += ["--api-processes", str(api_processes)]
         proc = subprocess.Popen(
             [sys.executable, "-m", "squall", *command],
-            env=env.environ(),
+            env=env.environ(**(settings or {})),
             cwd=env.data_dir,
             stdout=log,
             stderr=subprocess.STDOUT,

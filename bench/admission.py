@@ -283,6 +283,10 @@ def main() -> int:
     parser.add_argument(
         "--api-processes", type=int, default=2, help="squall serve --api-processes (one per core)"
     )
+    parser.add_argument(
+        "--rate-limit-per-minute", type=int, default=0,
+        help="SQUALL_RATE_LIMIT_PER_MINUTE for the server (0: off); set it high to measure counting alone",
+    )  # fmt: skip
     args = parser.parse_args()
 
     wrk = shutil.which("wrk") if args.loadgen != "python" else None
@@ -305,7 +309,12 @@ def main() -> int:
         key = json.loads(squall_cli(env, "keys", "create", "--name", "bench", "--json"))["api_key"]
         healthz = Target("GET", "/healthz")
         admit = Target("POST", "/jobs", {"x-api-key": key, "content-type": "application/json"}, JOB_BODY)
-        with squall_server(env, api_processes=args.api_processes) as base:
+        limit = (
+            {"SQUALL_RATE_LIMIT_PER_MINUTE": str(args.rate_limit_per_minute)}
+            if args.rate_limit_per_minute
+            else {}
+        )
+        with squall_server(env, api_processes=args.api_processes, settings=limit) as base:
             results: dict[str, Measured] = {}
             admitted = 0
             for label, target in (("healthz", healthz), ("POST /jobs", admit)):
@@ -323,7 +332,7 @@ def main() -> int:
     ratio = jobs.per_s / health.per_s if health.per_s else 0.0
     print(
         f"RESULT admission db={args.db} per_s={jobs.per_s:.1f} p50_ms={jobs.p50_ms:.2f} "
-        f"p99_ms={jobs.p99_ms:.2f} ratio={ratio:.3f}"
+        f"p99_ms={jobs.p99_ms:.2f} ratio={ratio:.3f} rate_limit={args.rate_limit_per_minute or 'off'}"
     )
     return 0 if counted == admitted else 1
 

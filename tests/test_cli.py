@@ -102,6 +102,7 @@ def test_serve_migrates_prints_a_first_key_and_answers(tmp_path: object, setting
     env = worker_env(settings)
     env["SQUALL_DATA_DIR"] = str(settings.data_dir / "fresh")
     env.pop("SQUALL_DATABASE_URL")  # the embedded default: SQLite in the data directory
+    env["SQUALL_METRICS_ALLOW"] = "127.0.0.1/32"  # a scraper on this machine, no operator token
     proc = subprocess.Popen(
         [PYTHON, "-m", "squall", "serve", "--port", str(port), "--workers", "1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

@@ -8,6 +8,7 @@ import subprocess
 
 from fastapi.testclient import TestClient
 
+from squall.admin.tokens import create_token
 from squall.app import create_app
 from squall.db import Database
 from squall.doctor import run_checks
@@ -63,7 +64,11 @@ def test_verbose_health_needs_the_operator_token(
     with TestClient(create_app(settings, db=db, storage=storage)) as client:
         assert client.get("/healthz").json()["status"] == "ok"
         off = client.get("/healthz?verbose=1")
-        assert off.status_code == 401 and "SQUALL_OPERATOR_TOKEN" in off.json()["error"]
+        assert off.status_code == 401 and "squall admin token create" in off.json()["error"]
+        with db.write() as session:
+            stored = create_token(session, pepper=settings.resolved_secret_key(), name="ops", now=0)
+        by_stored = client.get("/healthz?verbose=1", headers={"Authorization": f"Bearer {stored.token}"})
+        assert by_stored.status_code == 200 and "yt_dlp" in by_stored.json()["checks"]
     with_token = settings.model_copy(update={"operator_token": TOKEN})
     with TestClient(create_app(with_token, db=db, storage=storage)) as client:
         assert client.get("/healthz?verbose=1", headers={"Authorization": "Bearer nope"}).status_code == 401

@@ -18,7 +18,7 @@ from squall.metering.counters import get_counters
 from squall.models import Base
 
 # An expression index (priority DESC): Alembic cannot read one back to compare it.
-NOT_COMPARABLE = {"ix_jobs_queue"}
+NOT_COMPARABLE = {"ix_jobs_queue", "ix_jobs_key_queue"}
 
 
 def _comparable(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

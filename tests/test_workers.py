@@ -19,10 +19,14 @@ from squall.jobs.models import Job
 from squall.metering.counters import get_counters
 from squall.metering.models import UsageEvent
 from squall.settings import Settings
+from squall.storage.memory import MemoryStorage
+from squall.webhooks.models import WebhookDelivery
 from squall.webhooks.outbox import latest_for_job
-from tests.support.helpers import PYTHON, KeyFactory, worker_env
+from squall.worker import Worker
+from tests.support.helpers import PYTHON, KeyFactory, drain, worker_env
 from tests.support.receiver import WebhookReceiver
 from tests.support.server import MediaServer
+from tests.tenancy.test_alerts import stand_in_completes
 
 pytestmark = pytest.mark.slow
 
@@ -233,3 +237,41 @@ def test_a_worker_whose_serve_is_already_gone_stops_by_itself(settings: Settings
             worker.kill()
     assert worker.returncode == 0
     assert b"parent process is gone" in output
+
+
+def test_a_worker_killed_mid_job_sends_its_usage_alert_once(
+    client: TestClient, make_key: KeyFactory, db: Database, settings: Settings, media: MediaServer
+) -> None:
+    """The job whose end resolves a failure-rate alert is killed mid-download (SIGKILL); the
+    retried run ends it, and the alert is in the outbox once (issue 15)."""
+    secret, key_id = make_key("Alerts")
+    hook = {"url": "http://127.0.0.1:9/v.mp4", "webhook_url": "http://127.0.0.1:9/hook"}
+    for _ in range(2):  # two failures (cancelled) ...
+        job = client.post("/jobs", headers={"x-api-key": secret}, json=hook).json()["job_id"]
+        client.delete(f"/jobs/{job}", headers={"x-api-key": secret})
+    for _ in range(37):  # ... of 39 ended: over 5 %, the alert is raised
+        client.post("/jobs", headers={"x-api-key": secret}, json=hook)
+    stand_in = Worker(settings, db=db, storage=MemoryStorage(), pipeline=stand_in_completes)
+    assert drain(stand_in, limit=37) == 37
+
+    def alerts() -> list[str]:
+        with db.read() as session:
+            events = session.execute(
+                select(WebhookDelivery.event).where(WebhookDelivery.key_id == key_id)
+            ).scalars()
+            return [e for e in events if e.startswith("usage.")]
+
+    assert alerts() == ["usage.failure_rate"]
+    url = media.url("slow/tiny.mp4?kbps=20")
+    job_id = client.post("/jobs", headers={"x-api-key": secret}, json={**hook, "url": url}).json()["job_id"]
+    with workers(settings, 1) as (first,):
+        wait_until(lambda: downloading(db, job_id), 30, "the download to start")
+        time.sleep(0.5)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    assert alerts() == ["usage.failure_rate"]  # nothing ended, nothing sent
+    with workers(settings, 1):  # reaps the lease, runs the job again: 2 of 40 is 5 %, resolved
+        wait_until(
+            lambda: count(db, Job.id == job_id, Job.status == "Completed") == 1, 60, "the job to complete"
+        )
+    assert sorted(alerts()) == ["usage.failure_rate", "usage.failure_rate.resolved"]

@@ -14,6 +14,10 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from squall import __version__
+from squall.admin.auth import MetricsReader
+from squall.admin.metrics import QueueCollector
+from squall.admin.routes import router as admin_router
+from squall.alerts.routes import router as alerts_router
 from squall.api.docs import install_docs
 from squall.api.errors import install_error_handlers
 from squall.api.openapi import ERROR_RESPONSES, openapi_without_422
@@ -29,6 +33,7 @@ from squall.intake.routes import router as intake_router
 from squall.jobs.routes import router as jobs_router
 from squall.keys.cache import KeyCache
 from squall.keys.cookie_routes import router as cookies_router
+from squall.keys.ratelimit import RateLimiter
 from squall.metering.metrics import UsageCollector
 from squall.metering.routes import router as metering_router
 from squall.settings import Settings, get_settings
@@ -74,6 +79,7 @@ def create_app(
     app.state.storage = storage or make_storage(settings)
     app.state.clock = clock
     app.state.key_cache = KeyCache(settings.auth_cache_seconds)
+    app.state.rate_limiter = RateLimiter(app.state.db)
     app.state.billing = BillingFields(configured=bool(settings.stripe_api_key))
     app.state.webhook_status = job_webhook_status
     app.state.delivery_cache = DeliveryCache(settings.delivery_cache_dir, settings.delivery_cache_mb * MB)
@@ -81,6 +87,7 @@ def create_app(
 
     registry = CollectorRegistry()
     registry.register(UsageCollector(app.state.db))
+    registry.register(QueueCollector(app.state.db, app.state.rate_limiter))
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness; ?verbose=1 with the operator token: squall doctor")
@@ -89,11 +96,15 @@ def create_app(
             return await verbose_health(request)
         return {"status": "ok", "version": __version__}
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
+    @app.get(
+        "/metrics", tags=["ops"], summary="Prometheus metrics (operator token or SQUALL_METRICS_ALLOW)",
+        response_class=Response, dependencies=[MetricsReader],
+    )  # fmt: skip
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     for router in (
+        alerts_router,
         intake_router,
         jobs_router,
         batches_router,
@@ -103,6 +114,7 @@ def create_app(
         cookies_router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
+    app.include_router(admin_router, responses=ERROR_RESPONSES)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")
     install_docs(app)

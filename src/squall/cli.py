@@ -42,6 +42,21 @@ from squall.dbcopy.commands import db_copy, storage_copy  # noqa: E402
 db_app.command("copy")(db_copy)
 storage_app.command("copy")(storage_copy)
 
+admin_app = typer.Typer(help="The operator's credentials.", no_args_is_help=True)
+admin_token_app = typer.Typer(
+    help="Operator tokens (for /admin, /metrics and the operator page).", no_args_is_help=True
+)
+admin_app.add_typer(admin_token_app, name="token")
+app.add_typer(admin_app, name="admin")
+
+
+# Tenancy options of `keys create` and `keys update` (issue 15).
+MAX_CONCURRENT_OPTION = typer.Option(help="Jobs of this key running at once (0: unlimited).")
+RATE_LIMIT_OPTION = typer.Option(
+    help="Requests a minute (0: the server default, SQUALL_RATE_LIMIT_PER_MINUTE)."
+)
+ALERT_URL_OPTION = typer.Option(help="Where usage alerts go (default: each job's webhook_url).")
+
 
 def _show_version(value: bool) -> None:
     if value:
@@ -192,12 +207,16 @@ def keys_create(
     retention_days: Annotated[
         int | None, typer.Option(help="Delete this key's outputs this many days after they complete.")
     ] = None,
+    max_concurrent_jobs: Annotated[int | None, MAX_CONCURRENT_OPTION] = None,
+    rate_limit_per_minute: Annotated[int | None, RATE_LIMIT_OPTION] = None,
+    alert_webhook_url: Annotated[str | None, ALERT_URL_OPTION] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
     from squall.bootstrap import open_database
     from squall.errors import SquallError
     from squall.keys.service import KeyLimits, create_key
+    from squall.keys.tenancy import TenancyLimits
 
     settings = get_settings()
     limits = KeyLimits(
@@ -217,6 +236,7 @@ def keys_create(
                 key_type=key_type,
                 limits=limits,
                 stripe_subscription_id=stripe_subscription,
+                tenancy=TenancyLimits(max_concurrent_jobs, rate_limit_per_minute, alert_webhook_url),
             )
     except SquallError as exc:
         raise _fail(exc.message) from None
@@ -250,6 +270,9 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
                 "max_duration_seconds": key.max_duration_seconds,
                 "max_filesize_bytes": key.max_filesize_bytes,
                 "retention_days": key.retention_days,
+                "max_concurrent_jobs": key.max_concurrent_jobs,
+                "rate_limit_per_minute": key.rate_limit_per_minute,
+                "alert_webhook_url": key.alert_webhook_url,
                 "created_at": key.created_at,
                 "revoked": key.revoked_at is not None,
             }
@@ -292,25 +315,39 @@ def keys_revoke(key_id: str) -> None:
 def keys_update(
     key_id: str,
     stripe_subscription: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Link the key to this Stripe subscription (sub_...); unlimited keys become stripe keys."
         ),
-    ],
+    ] = None,
+    max_concurrent_jobs: Annotated[int | None, MAX_CONCURRENT_OPTION] = None,
+    rate_limit_per_minute: Annotated[int | None, RATE_LIMIT_OPTION] = None,
+    alert_webhook_url: Annotated[str | None, ALERT_URL_OPTION] = None,
 ) -> None:
-    """Change a key's Stripe subscription (its cached billing period is fetched anew)."""
+    """Change a key's Stripe subscription (its cached billing period is fetched anew) or its
+    tenancy limits (0 or an empty URL removes one)."""
     from squall.billing.periods import forget
     from squall.bootstrap import open_database
     from squall.errors import SquallError
     from squall.keys.service import link_subscription
+    from squall.keys.tenancy import TenancyLimits, update_limits
 
+    tenancy = TenancyLimits(max_concurrent_jobs, rate_limit_per_minute, alert_webhook_url)
+    if stripe_subscription is None and tenancy == TenancyLimits():
+        raise _fail("nothing to change: give --stripe-subscription or a limit")
     try:
         with open_database(get_settings()).write() as session:
-            link_subscription(session, key_id, stripe_subscription)
-            forget(session, key_id)
+            if stripe_subscription is not None:
+                link_subscription(session, key_id, stripe_subscription)
+                forget(session, key_id)
+            if tenancy != TenancyLimits():
+                update_limits(session, key_id, tenancy)
     except SquallError as exc:
         raise _fail(exc.message) from None
-    typer.echo(f"key {key_id} is billed through {stripe_subscription}")
+    if stripe_subscription is not None:
+        typer.echo(f"key {key_id} is billed through {stripe_subscription}")
+    if tenancy != TenancyLimits():
+        typer.echo(f"key {key_id} limits updated")
 
 
 @keys_app.command("rotate-webhook-secret")
@@ -391,6 +428,47 @@ def billing_reconcile(
         raise _fail(exc.message) from None
     typer.echo(json.dumps(balances_json(balances)) if as_json else as_text(balances))
     raise typer.Exit(1 if failed(balances) else 0)
+
+
+@admin_token_app.command("create")
+def admin_token_create(
+    name: Annotated[str, typer.Option(help="Whose token this is.")] = "operator",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an operator token and print it once (only its hash is stored)."""
+    from squall.admin.tokens import create_token
+    from squall.bootstrap import open_database
+    from squall.errors import SquallError
+
+    settings = get_settings()
+    try:
+        with open_database(settings).write() as session:
+            new = create_token(session, pepper=settings.resolved_secret_key(), name=name, now=now_ms())
+    except SquallError as exc:
+        raise _fail(exc.message) from None
+    if as_json:
+        typer.echo(json.dumps({"id": new.id, "name": new.name, "token": new.token}))
+    else:
+        typer.echo(f"Operator token {new.id} ({new.name}):\n\n  {new.token}\n\nIt is shown only once. "
+                   "Send it as Authorization: Bearer <token>.")  # fmt: skip
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The queue by key and priority, claims, and every worker (GET /admin/queue)."""
+    from rich.console import Console
+
+    from squall.admin.status import render
+    from squall.admin.views import queue_view
+    from squall.bootstrap import open_database
+
+    settings = get_settings()
+    with open_database(settings).read() as session:
+        view = queue_view(session, now=now_ms(), lease_ms=int(settings.lease_seconds * 1000))
+    if as_json:
+        typer.echo(json.dumps(view))
+    else:
+        render(view, Console())
 
 
 def main() -> None:

@@ -174,17 +174,22 @@ def doctor_command(as_json: Annotated[bool, typer.Option("--json", help="Print J
 
 
 async def verbose_health(request: Request) -> dict[str, Any]:
-    """``GET /healthz?verbose=1``: the doctor's report, only for ``Authorization: Bearer
-    <SQUALL_OPERATOR_TOKEN>`` (it names versions and paths an attacker would like to know)."""
+    """``GET /healthz?verbose=1``: the doctor's report, only for an operator (it names versions
+    and paths an attacker would like to know): ``Authorization: Bearer`` with a token from
+    ``squall admin token create``, or the ``SQUALL_OPERATOR_TOKEN`` setting."""
     from anyio import to_thread
 
+    from squall.admin.auth import operator_id
+
     settings: Settings = request.app.state.settings
-    if not settings.operator_token:
-        raise NotAuthenticated("The verbose health report is off: the operator sets SQUALL_OPERATOR_TOKEN")
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), settings.operator_token.encode()):
+    configured = settings.operator_token and hmac.compare_digest(
+        given.encode(), settings.operator_token.encode()
+    )
+    if not configured and await operator_id(request) is None:
         raise NotAuthenticated(
-            "The verbose health report needs the operator token (Authorization: Bearer ...)"
+            "The verbose health report needs an operator token (Authorization: Bearer ...): "
+            "create one with `squall admin token create`, or set SQUALL_OPERATOR_TOKEN"
         )
     checks = await to_thread.run_sync(run_checks, settings, request.app.state.db, request.app.state.storage)
     return {"version": __version__, **summary(checks)}

@@ -76,6 +76,15 @@ class QuotaExceeded(SquallError):
         )
 
 
+class RateLimited(SquallError):
+    """The key sent more requests this minute than its limit allows. ``headers``: Retry-After
+    and the IETF draft's RateLimit-Policy / RateLimit fields."""
+
+    def __init__(self, message: str, /, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = headers
+
+
 class Unavailable(SquallError):
     """A service Squall depends on (a bucket, Stripe) failed or could not be reached."""
 

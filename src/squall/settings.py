@@ -115,7 +115,12 @@ class Settings(BaseSettings):
         proxy_list(value)
         return value
 
-    @field_validator("allowed_private_networks")
+    # Tenancy (issue 15): requests a minute per key unless the key has its own limit (unset:
+    # unlimited); addresses (CIDRs) that may read /metrics without the operator token.
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    metrics_allow: str = ""
+
+    @field_validator("allowed_private_networks", "metrics_allow")
     @classmethod
     def _networks_parse(cls, value: str) -> str:
         parse_networks(value)

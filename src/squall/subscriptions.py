@@ -8,17 +8,20 @@ subscribers run inside the transaction that recorded the event (``squall/events.
                    -> batches: episode counts; the last episode closes the batch
     BatchEnded     -> webhooks: batch_completed
     ObjectsStored  -> billing: a Stripe meter report for a stripe key's upload
+    JobsAdmitted   -> alerts: quota thresholds
+    JobEnded       -> alerts: quota thresholds, failure rate
     ObjectsDeleted -> (nothing yet)
 """
 
 from __future__ import annotations
 
+from squall.alerts import service as alerts
 from squall.batches import progress
 from squall.batches.events import BatchEnded
 from squall.billing import reports
 from squall.db import Database
 from squall.events import EventBus
-from squall.jobs.events import JobEnded, ObjectsStored, StepReached
+from squall.jobs.events import JobEnded, JobsAdmitted, ObjectsStored, StepReached
 from squall.keys.events import KeyCreated
 from squall.metering import counters
 from squall.webhooks import subscribers as webhooks
@@ -31,6 +34,8 @@ def subscribe_all(bus: EventBus) -> EventBus:
     bus.subscribe(JobEnded, progress.on_job_ended)
     bus.subscribe(BatchEnded, webhooks.on_batch_ended)
     bus.subscribe(ObjectsStored, reports.on_objects_stored)
+    bus.subscribe(JobsAdmitted, alerts.on_jobs_admitted)
+    bus.subscribe(JobEnded, alerts.on_job_ended)
     return bus
 
 

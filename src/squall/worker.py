@@ -18,13 +18,13 @@ from pathlib import Path
 from types import FrameType
 
 from squall.billing.reporter import MeterReporter
-from squall.clock import SYSTEM, Clock
+from squall.clock import DAY_MS, SYSTEM, Clock
 from squall.db import Database
 from squall.db.presence import InUse
 from squall.errors import JobFailure, SquallError
 from squall.intake import idempotency
 from squall.jobs import queries as job_queries
-from squall.jobs import queue
+from squall.jobs import queue, workers
 from squall.jobs import service as jobs
 from squall.jobs.claimed import ClaimedJob, RunLimits, pipeline_spec
 from squall.jobs.views import object_link
@@ -125,6 +125,8 @@ class Worker:
         self.stopping = threading.Event()
         self.lease_ms = int(settings.lease_seconds * 1000)
         self._last_reap = 0.0
+        self._last_beat = float("-inf")
+        self.concurrency = 1
         self._last_prune = 0.0
         self.parent_pid: int | None = None
         self.webhooks = WebhookSender(self.db, settings, owner=self.worker_id, clock=clock)
@@ -132,6 +134,7 @@ class Worker:
     # -- loop -------------------------------------------------------------------------
     def run(self, concurrency: int = 1) -> None:
         settings = self.settings
+        self.concurrency = concurrency
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         threads = [threading.Thread(target=self._loop, name=f"worker-{i}") for i in range(concurrency)]
         if settings.stripe_api_key:  # stripe keys' uploads go to Stripe's meter from here
@@ -167,12 +170,23 @@ class Worker:
             if self._orphaned():
                 break
             try:
+                self.beat_if_due()
                 self.reap_if_due()
                 if not self.run_once():
                     self.stopping.wait(self.settings.poll_seconds)
             except Exception:
                 log.exception("worker loop error; backing off")
                 self.stopping.wait(self.settings.poll_seconds * 4)
+
+    def beat_if_due(self) -> None:
+        """Tell the operator's view this worker is alive (``jobs/workers.py``)."""
+        if time.monotonic() - self._last_beat < self.settings.heartbeat_seconds:
+            return
+        self._last_beat = time.monotonic()
+        host, pid, _ = self.worker_id.rsplit(":", 2)
+        with self.db.write() as session:
+            workers.beat(session, worker_id=self.worker_id, host=host, pid=int(pid),
+                         concurrency=self.concurrency, now=self.clock.now_ms())  # fmt: skip
 
     def reap_if_due(self) -> None:
         if time.monotonic() - self._last_reap < self.settings.lease_seconds / 2:
@@ -185,6 +199,7 @@ class Worker:
             self._last_prune = time.monotonic()
             with self.db.write() as session:
                 idempotency.prune(session, now=self.clock.now_ms())
+                workers.forget_stale(session, before=self.clock.now_ms() - DAY_MS)
             self.apply_retention()
 
     def apply_retention(self) -> int:

@@ -54,7 +54,9 @@ def console_errors() -> list[str]:
 
 
 @pytest.fixture
-def page(browser: Browser, console_errors: list[str]) -> Iterator[Page]:
+def page(browser: Browser, console_errors: list[str], live_server: str) -> Iterator[Page]:
+    # live_server is set up first and so stopped last: a refresh the page sends while it
+    # closes never meets a server that is already gone.
     context = browser.new_context(viewport=DESKTOP)
     opened = context.new_page()
     opened.on(

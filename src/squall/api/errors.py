@@ -13,6 +13,7 @@ from squall.errors import (
     NotAuthenticated,
     NotFound,
     QuotaExceeded,
+    RateLimited,
     SquallError,
     TimedOut,
     Unavailable,
@@ -28,6 +29,7 @@ STATUS: dict[type[SquallError], int] = {
     QuotaExceeded: 403,
     NotFound: 404,
     Conflict: 409,
+    RateLimited: 429,
     Unavailable: 502,
     TimedOut: 504,
 }
@@ -44,7 +46,8 @@ def status_for(error: SquallError) -> int:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SquallError)
     async def _squall_error(_request: Request, exc: SquallError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=status_for(exc))
+        headers = exc.headers if isinstance(exc, RateLimited) else None
+        return JSONResponse(exc.body(), status_code=status_for(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

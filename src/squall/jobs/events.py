@@ -79,3 +79,15 @@ class ObjectsDeleted(DomainEvent):
     keys: tuple[str, ...]
     stored_bytes: int
     at: int
+
+
+@dataclass(frozen=True)
+class JobsAdmitted(DomainEvent):
+    """Jobs were admitted, reserving quota (usage alerts check the key's quota on it).
+    ``quota_limited``: the key has a storage quota; ``webhook_url``: the first job's."""
+
+    key_id: str
+    count: int
+    at: int
+    quota_limited: bool
+    webhook_url: str | None = None

@@ -95,6 +95,16 @@ class Job(Base):
             postgresql_where=text("status = 'Pending'"),
             sqlite_where=text("status = 'Pending'"),
         ),
+        # Each key's next job (the fair claim looks up one per key with work waiting).
+        Index(
+            "ix_jobs_key_queue",
+            "key_id",
+            text("priority DESC"),
+            "created_at",
+            postgresql_where=text("status = 'Pending'"),
+            sqlite_where=text("status = 'Pending'"),
+        ),
+        Index("ix_jobs_started", "started_at"),  # claims per minute (GET /admin/queue)
         Index(
             "ix_jobs_leases",
             "lease_expires_at",

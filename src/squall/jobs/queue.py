@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from squall.db.base import table_of
 from squall.jobs.claimed import ClaimedJob
+from squall.jobs.fair import next_job_per_key
 from squall.jobs.models import Job, JobStatus, JobStep
 from squall.jobs.options import JobOptions
 from squall.keys.models import ApiKey
@@ -41,16 +42,16 @@ def fenced(job_id: str, attempt: int) -> Any:
 
 
 def claim(session: Session, *, worker_id: str, now: int, lease_ms: int) -> ClaimedJob | None:
-    """Lease the next due job, counted as processing, with its options parsed once and its
-    key's limits."""
+    """Lease the next due job, taking turns between keys (``jobs/fair.py``), counted as
+    processing, with its options parsed once and its key's limits."""
     claimed = JOBS.claim(
         session, now=now, lease_ms=lease_ms, owner=worker_id, values={"started_at": now},
-        returning=(_JOBS.c.key_id,),
+        returning=(_JOBS.c.key_id,), candidates=next_job_per_key(now, session.get_bind().dialect.name),
     )  # fmt: skip
     if not claimed:
         return None
     row = claimed[0]  # (id, attempt, key_id)
-    counters.move_job(session, row.key_id, from_status=JobStatus.PENDING, to_status=JobStatus.PROCESSING)
+    counters.note_claim(session, row.key_id, now=now)
     job, key = session.execute(
         select(Job, ApiKey).join(ApiKey, ApiKey.id == Job.key_id).where(Job.id == row.id)
     ).one()

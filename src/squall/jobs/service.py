@@ -17,7 +17,15 @@ from squall.errors import InvalidInput, JobFailure, NotFound
 from squall.events import record
 from squall.jobs import queue
 from squall.jobs.claimed import ClaimedJob
-from squall.jobs.events import Hook, JobEnded, ObjectsDeleted, ObjectsStored, Output, StepReached
+from squall.jobs.events import (
+    Hook,
+    JobEnded,
+    JobsAdmitted,
+    ObjectsDeleted,
+    ObjectsStored,
+    Output,
+    StepReached,
+)
 from squall.jobs.models import Job, JobStatus, JobStep
 from squall.jobs.options import JobOptions
 from squall.jobs.queue import fenced
@@ -105,6 +113,8 @@ def create_jobs(
                       events=[Usage(ledger.JOBS_CREATED, 1)], dedupe_prefix=job_id)  # fmt: skip
     if not counters.try_admit_jobs(session, key.id, len(ids), sum(reservations)):
         _admit_with_what_is_left(session, key.id, ids, known, admission.reservation_bytes)
+    record(session, JobsAdmitted(key.id, len(ids), at=now, quota_limited=key.key_type == "trial",
+                                 webhook_url=items[0].webhook_url if items else None))  # fmt: skip
     return ids
 
 

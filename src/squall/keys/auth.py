@@ -13,8 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from squall.api.deps import get_app_settings, get_database
 from squall.db import Database
-from squall.errors import NotAuthenticated
+from squall.errors import NotAuthenticated, RateLimited
 from squall.keys.cache import KeyCache
+from squall.keys.ratelimit import RateLimiter
 from squall.keys.secrets import hash_key
 from squall.keys.service import AuthenticatedKey, find_key
 
@@ -45,7 +46,26 @@ async def current_key(
         if key is None:
             raise NotAuthenticated("Invalid API Key")
         cache.put(digest, key)
+    await _within_rate_limit(request, key)
     return key
+
+
+async def _within_rate_limit(request: Request, key: AuthenticatedKey) -> None:
+    """429 past the key's requests per minute (its own limit, else the operator's default)."""
+    limit = key.rate_limit_per_minute or get_app_settings(request).rate_limit_per_minute
+    if not limit:
+        return
+    limiter: RateLimiter = request.app.state.rate_limiter
+    decision, delta, window = limiter.check_local(key.id, limit)
+    if decision is None:  # this request carries the process's count to the database
+        decision = await run_in_threadpool(limiter.sync, key.id, limit, window, delta)
+    if not decision.allowed:
+        headers = {"Retry-After": str(decision.reset_seconds), **decision.headers()}
+        raise RateLimited(
+            f"Rate limit exceeded: this key may make {limit} requests a minute; "
+            f"try again in {decision.reset_seconds} s",
+            headers=headers,
+        )
 
 
 CurrentKey = Annotated[AuthenticatedKey, Depends(current_key)]

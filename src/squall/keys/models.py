@@ -26,6 +26,11 @@ class ApiKey(Base):
     webhook_secret: Mapped[str | None] = mapped_column(String(100))
     previous_webhook_secret: Mapped[str | None] = mapped_column(String(100))
     previous_webhook_secret_until: Mapped[int | None] = mapped_column(BigInteger)
+    # Tenancy (issue 15): jobs running at once, requests per minute (None: the operator's
+    # default), and where usage alerts go (None: the job's own webhook_url).
+    max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer)
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    alert_webhook_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
 

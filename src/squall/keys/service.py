@@ -17,6 +17,7 @@ from squall.keys.events import KeyCreated
 from squall.keys.fingerprint import remember_secret
 from squall.keys.models import ApiKey
 from squall.keys.secrets import generate_secret, hash_key, new_webhook_secret
+from squall.keys.tenancy import TenancyLimits, apply_limits
 
 KEY_TYPES = ("unlimited", "trial", "stripe")
 RESOLUTIONS = (2160, 1440, 1080, 720, 480, 360)
@@ -40,6 +41,8 @@ class AuthenticatedKey:
     max_duration_seconds: int | None
     max_filesize_bytes: int | None
     stripe_subscription_id: str | None
+    rate_limit_per_minute: int | None = None
+    max_concurrent_jobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ def create_key(
     key_type: str | None = None,
     limits: KeyLimits = KeyLimits(),
     stripe_subscription_id: str | None = None,
+    tenancy: TenancyLimits = TenancyLimits(),
 ) -> NewKey:
     if not name.strip():
         raise InvalidInput("Client name cannot be empty")
@@ -96,6 +100,7 @@ def create_key(
         webhook_secret=new_webhook_secret(),
         created_at=now_ms(),
     )
+    apply_limits(key, tenancy)
     session.add(key)
     session.flush()
     remember_secret(session, pepper)  # so a move to another machine can check its secret
@@ -116,6 +121,8 @@ _BY_HASH = select(  # built once: every request runs it
     _KEYS.max_duration_seconds,
     _KEYS.max_filesize_bytes,
     _KEYS.stripe_subscription_id,
+    _KEYS.rate_limit_per_minute,
+    _KEYS.max_concurrent_jobs,
 ).where(_KEYS.key_hash == bindparam("digest"))
 
 
@@ -134,6 +141,8 @@ def find_key(session: Session, digest: str) -> AuthenticatedKey | None:
         max_duration_seconds=row.max_duration_seconds,
         max_filesize_bytes=row.max_filesize_bytes,
         stripe_subscription_id=row.stripe_subscription_id,
+        rate_limit_per_minute=row.rate_limit_per_minute,
+        max_concurrent_jobs=row.max_concurrent_jobs,
     )
 
 

@@ -149,6 +149,16 @@ def move_job(
         session.execute(update(C).where(C.key_id == key_id).values(values))
 
 
+def note_claim(session: Session, key_id: str, *, now: int) -> None:
+    """A job of the key was claimed: one more processing, one fewer pending, and the key's
+    turn in the fair queue taken now."""
+    session.execute(
+        update(C)
+        .where(C.key_id == key_id)
+        .values(jobs_pending=C.jobs_pending - 1, jobs_processing=C.jobs_processing + 1, last_claimed_at=now)
+    )
+
+
 def get_counters(session: Session, key_id: str) -> KeyCounters:
     return session.execute(select(C).where(C.key_id == key_id)).scalar_one()
 

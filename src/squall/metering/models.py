@@ -46,6 +46,8 @@ class KeyCounters(Base):
     # What is stored now (deletes lower it): the end of today in /usage/storage.
     stored_objects: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The fair queue's turn: keys whose last claim is oldest go first (``jobs/queue.py``).
+    last_claimed_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DailyRollup(Base):

@@ -45,6 +45,8 @@ def usage(
     if key.max_filesize_bytes is not None:
         body["max_filesize_limit_bytes"] = key.max_filesize_bytes
         body["max_filesize_limit_mb"] = key.max_filesize_bytes / MB
+    if key.max_concurrent_jobs is not None:
+        body["max_concurrent_jobs_limit"] = key.max_concurrent_jobs
     return body
 
 

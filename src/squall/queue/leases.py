@@ -82,21 +82,27 @@ class LeasedQueue:
         owner: str | None = None,
         values: Mapping[str, Any] | None = None,
         returning: Sequence[Any] = (),
+        candidates: Any = None,
     ) -> Sequence[Row[Any]]:
         """Lease up to ``limit`` due rows, the first by ``order_by``; returns ``id``, ``token`` and
         ``returning`` of each (in no particular order: RETURNING does not keep the CTE's).
-        ``values``: what else this claim sets (it may depend on now)."""
+        ``values``: what else this claim sets (it may depend on now). ``candidates``: a locking
+        CTE of the ids to take instead (the jobs queue's fair choice across keys)."""
         # A CTE, not a plain IN (subquery): PostgreSQL may rescan a LIMIT ... SKIP LOCKED
         # subquery once per outer row (a nested-loop semi join), each rescan locking another
         # row, and so update more than ``limit`` rows. A locking CTE is evaluated once.
         due = self.due(now) if self.ready is None else self.due(now) & self.ready
         candidates = (
-            select(self.id)
-            .where(due)
-            .order_by(*self.order_by)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("due")
+            candidates
+            if candidates is not None
+            else (
+                select(self.id)
+                .where(due)
+                .order_by(*self.order_by)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .cte("due")
+            )
         )
         claimed: dict[str, Any] = {
             self.token.key: self.token + 1,

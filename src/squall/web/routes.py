@@ -20,5 +20,11 @@ async def dashboard() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
 
 
+@router.get("/operator")
+async def operator_page() -> FileResponse:
+    """The operator's page: its own sign-in with an operator token; reads /admin/*."""
+    return FileResponse(STATIC / "operator.html", headers={"cache-control": "no-cache"})
+
+
 def static_files() -> StaticFiles:
     return StaticFiles(directory=STATIC)

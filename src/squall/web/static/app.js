@@ -157,6 +157,7 @@ async function refreshOverview() {
   renderQuota(usage, alerts);
   renderDaily(daily.daily_stats);
   await failureAlert(daily.daily_stats, alerts);
+  await usageAlerts(alerts);
   $("#alerts").replaceChildren(...alerts);
   if (!performance.getEntriesByName("squall-overview-ready").length) performance.mark("squall-overview-ready");
   document.body.dataset.ready = "overview";
@@ -237,6 +238,14 @@ async function failureAlert(days, alerts) {
     el("ul", {}, reasons.map((r) => el("li", {}, `${r.error} (${number(r.count)})`)))));
 }
 
+// The server's usage alerts (the ones also sent as webhooks), newest state first.
+async function usageAlerts(alerts) {
+  const { alerts: raised } = await api("/dashboard/alerts");
+  for (const alert of raised) {
+    alerts.unshift(el("div", { class: "alert", "data-alert": alert.type }, alert.message));
+  }
+}
+
 // --- jobs -----------------------------------------------------------------------------------
 async function refreshJobs() {
   const { offset, limit, status, q } = state.jobs;
@@ -274,6 +283,7 @@ function jobRow(job) {
 async function openJob(id, focus) {
   state.openJob = id;
   const job = await api(`/jobs/${id}`);
+  if (state.openJob !== id) return; // another job was opened meanwhile (a click during a refresh)
   const panel = $("#job-detail");
   const rows = [
     ["Status", el("span", { class: `status ${job.status}` }, job.status)], ["Step", job.step],

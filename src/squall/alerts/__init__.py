@@ -1,0 +1,1 @@
+"""Usage alerts: quota thresholds and the failure rate, as signed webhook events and banners."""
