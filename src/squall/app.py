@@ -28,6 +28,7 @@ from squall.intake.routes import router as intake_router
 from squall.jobs.routes import router as jobs_router
 from squall.keys.cache import KeyCache
 from squall.keys.cookie_routes import router as cookies_router
+from squall.keys.storage_routes import router as key_storage_router
 from squall.metering.metrics import UsageCollector
 from squall.metering.routes import router as metering_router
 from squall.settings import Settings, get_settings
@@ -98,6 +99,7 @@ def create_app(
         metering_router,
         delivery_router,
         cookies_router,
+        key_storage_router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(web_router)

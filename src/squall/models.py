@@ -7,6 +7,7 @@ from squall.db.base import Base
 from squall.intake.models import IdempotentRequest
 from squall.jobs.models import Job
 from squall.keys.models import ApiKey, KeyCookies, ServerFact
+from squall.keys.storage_models import JobStorage, StorageBackend
 from squall.metering.models import DailyRollup, KeyCounters, UsageEvent
 from squall.webhooks.models import WebhookDelivery
 
@@ -18,10 +19,12 @@ __all__ = [
     "DailyRollup",
     "IdempotentRequest",
     "Job",
+    "JobStorage",
     "KeyCookies",
     "KeyCounters",
     "MeterReport",
     "ServerFact",
+    "StorageBackend",
     "UsageEvent",
     "WebhookDelivery",
 ]
