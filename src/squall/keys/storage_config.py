@@ -8,12 +8,14 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from squall.errors import InvalidInput
 from squall.pipeline.urlguard import UrlPolicy, check_url
+from squall.storage.base import Storage
 from squall.storage.customer import CustomerS3, reason, verify_within
 from squall.validation import validated
 
@@ -26,7 +28,6 @@ MESSAGES = {
     "oss": "Alibaba OSS storage configured successfully",
 }
 LEGACY_MESSAGE = "Bucket configuration updated successfully"
-IMPLEMENTED = ("s3", "oss")
 
 
 def _folder(value: str, what: str) -> str:
@@ -156,19 +157,43 @@ def guard_for(policy: UrlPolicy) -> Any:
     return guard
 
 
-def open_bucket(body: StorageBody, policy: UrlPolicy) -> CustomerS3:
-    if not isinstance(body, (S3Body, OssBody)):
-        name = "Azure Blob" if body.provider == "blob" else "Google Cloud Storage"
-        raise InvalidInput(f"{name} storage is not supported by this server yet")
-    return CustomerS3(body.s3_fields(), guard_for(policy), provider=body.provider)
+class CustomerBucket(Storage, Protocol):
+    provider: str
+
+    def verify(self, prefix: str) -> None: ...
+
+
+def open_bucket(body: StorageBody, policy: UrlPolicy) -> CustomerBucket:
+    """The provider's backend; the guard checks the endpoint here, before any traffic."""
+    guard = guard_for(policy)
+    if isinstance(body, BlobBody):
+        from squall.storage.azure_blob import AzureBlobStorage
+
+        return AzureBlobStorage(body.model_dump(), guard)
+    if isinstance(body, GcsBody):
+        from squall.storage.gcs import GcsStorage
+
+        return GcsStorage(body.model_dump(), guard)
+    return CustomerS3(body.s3_fields(), guard, provider=body.provider)
+
+
+def _describer(provider: str) -> Callable[[BaseException], str]:
+    if provider == "blob":
+        from squall.storage.azure_blob import azure_reason
+
+        return azure_reason
+    if provider == "gcs":
+        from squall.storage.gcs import gcs_reason
+
+        return gcs_reason
+    if provider == "oss":  # the reference's OSS wording: "Credential validation failed: AccessDenied"
+        return lambda exc: reason(exc).replace("Access Denied", "AccessDenied")
+    return reason
 
 
 def verify(body: StorageBody, policy: UrlPolicy) -> None:
     """Refuse an endpoint the URL rules forbid, then write, read back and delete a small file
     within ``VERIFY_SECONDS``; raises a 400 in the reference's words."""
-    bucket = open_bucket(body, policy)  # the guard checks the endpoint here, before any traffic
-    if body.provider == "oss":  # the reference's OSS wording: "Credential validation failed: AccessDenied"
-        verify_within(lambda: bucket.verify(body.folder_prefix), label="Credential validation failed",
-                      describe=lambda exc: reason(exc).replace("Access Denied", "AccessDenied"))  # fmt: skip
-    else:
-        verify_within(lambda: bucket.verify(body.folder_prefix), label="Verification failed")
+    bucket = open_bucket(body, policy)
+    label = "Credential validation failed" if body.provider == "oss" else "Verification failed"
+    verify_within(lambda: bucket.verify(body.folder_prefix), label=label, describe=_describer(body.provider))
