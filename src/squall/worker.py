@@ -199,9 +199,10 @@ class Worker:
         for key_id, job_id in due:
             try:
                 with self.db.write() as session:
-                    storage = self.picker.for_job(session, job_id)
+                    storage = self.picker.for_deleting(session, job_id)
                     for key in jobs.clear_output(session, key_id, job_id, now=self.clock.now_ms()):
-                        storage.delete(key)
+                        if storage is not None:  # None: a request's bucket, its credentials erased
+                            storage.delete(key)
                 deleted += 1
             except SquallError as exc:  # deleted meanwhile, or the storage failed: next round
                 log.warning("retention delete skipped", job_id=job_id, error=exc.message)

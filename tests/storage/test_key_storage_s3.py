@@ -241,6 +241,13 @@ def test_a_request_storage_overrides_the_key_and_leaves_no_secret(
         )
     everything = every_stored_value(db)
     assert "per-request-secret-that-must-go" not in everything and "AKIDTEST" not in everything
+    assert job["s3_url"] is None and job["download_url"] is None  # Squall can no longer reach that bucket
+    assert (
+        app_client.delete(f"/jobs/{job_id}/file", headers=headers(key)).status_code == 200
+    )  # the books forget it
+    assert s3(moto_endpoint).head_object(
+        Bucket=requested, Key="inbox/tiny.mp4"
+    )  # the bucket's owner keeps it
     incomplete = app_client.post("/jobs", headers=headers(key),
                                  json={"url": media.url("media/tiny.mp4"), "storage": {"provider": "s3"}})  # fmt: skip
     assert incomplete.status_code == 400 and incomplete.json()["error"].startswith("storage:")

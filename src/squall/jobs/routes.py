@@ -87,10 +87,11 @@ def cancel_job(job_id: str, key: CurrentKey, tx: WriteTx, clock: ClockDep) -> di
 def delete_file(
     job_id: str, key: CurrentKey, tx: WriteTx, picker: PickerDep, clock: ClockDep
 ) -> dict[str, Any]:
-    storage = picker.for_job(tx.session, job_id)  # the bucket the objects are in (before they are forgotten)
+    storage = picker.for_deleting(tx.session, job_id)  # the bucket the objects are in
     deleted = service.clear_output(tx.session, key.id, job_id, now=clock.now_ms())
     for object_key in deleted:  # before the commit: if this fails, the job keeps its keys
-        storage.delete(object_key)
+        if storage is not None:  # None: a request's bucket whose credentials were erased
+            storage.delete(object_key)
     return {"message": "File deleted successfully", "job_id": job_id, "deleted_key": deleted[0],
             "deleted_keys": deleted}  # fmt: skip
 

@@ -144,6 +144,14 @@ class StoragePicker:
     def for_job(self, session: Session, job_id: str) -> Storage:
         return self.for_row(backend_of(session, job_id))
 
+    def for_deleting(self, session: Session, job_id: str) -> Storage | None:
+        """Where to delete a job's objects; None when they are in a bucket sent with a request
+        whose credentials were erased: the books forget them, the bucket's owner keeps them."""
+        row = backend_of(session, job_id)
+        if row is not None and row.per_request and row.sealed is None:
+            return None
+        return self.for_row(row)
+
     def for_job_or_none(self, session: Session, job_id: str) -> Storage | None:
         """``for_job``, or None when the bucket can no longer be opened (a request's erased
         credentials, a changed secret key): links are then left out, not an error."""
