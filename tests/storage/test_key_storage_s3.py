@@ -18,7 +18,7 @@ from sqlalchemy import MetaData, select
 from squall.app import create_app
 from squall.audit.backends import reconcile_all
 from squall.db import Database
-from squall.keys.storage_models import StorageBackend
+from squall.keys.storage_models import JobStorage, StorageBackend
 from squall.keys.storage_service import StoragePicker, storage_box
 from squall.pipeline.urlguard import url_policy
 from squall.settings import Settings
@@ -248,6 +248,14 @@ def test_a_request_storage_overrides_the_key_and_leaves_no_secret(
     assert s3(moto_endpoint).head_object(
         Bucket=requested, Key="inbox/tiny.mp4"
     )  # the bucket's owner keeps it
+    bulk = app_client.post("/jobs/bulk", headers=headers(key), json={
+        "jobs": [{"url": media.url("media/tiny.mp4")}, {"url": media.url("media/tiny.mp4"), "filename": "two"}],
+        "storage": per_request})  # fmt: skip
+    assert bulk.status_code == 200, bulk.text
+    with db.read() as session:
+        bound = session.scalars(select(JobStorage.job_id).join(
+            StorageBackend, StorageBackend.id == JobStorage.backend_id).where(StorageBackend.bucket == requested))  # fmt: skip
+        assert set(bulk.json()["job_ids"]) <= set(bound)
     incomplete = app_client.post("/jobs", headers=headers(key),
                                  json={"url": media.url("media/tiny.mp4"), "storage": {"provider": "s3"}})  # fmt: skip
     assert incomplete.status_code == 400 and incomplete.json()["error"].startswith("storage:")

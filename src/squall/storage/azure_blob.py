@@ -8,6 +8,7 @@ token is never handed out) and Squall's own link serves."""
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,8 @@ from squall.storage.customer import CONNECT_SECONDS, READ_SECONDS, VERIFY_BODY, 
 from squall.units import MB
 
 EndpointGuard = Callable[[str], None]
+# The SDK logs each request at INFO (URLs, headers): never a customer's request in our logs.
+logging.getLogger("azure").setLevel(logging.WARNING)
 
 
 class _Guard(SansIOHTTPPolicy):  # type: ignore[type-arg]
