@@ -122,7 +122,8 @@ def open_body(row: StorageBackend, box: SecretBox) -> StorageBody:
 
 class StoragePicker:
     """The bucket each job's objects are in: the operator's storage, or a customer bucket
-    opened from its sealed configuration (clients cached per configuration)."""
+    opened from its sealed configuration (clients cached per key configuration: a saved
+    configuration never changes, a new one is a new row)."""
 
     def __init__(self, operator: Storage, box: SecretBox, policy: UrlPolicy) -> None:
         self.operator, self.box, self.policy = operator, box, policy
@@ -132,9 +133,11 @@ class StoragePicker:
     def for_row(self, row: StorageBackend | None) -> Storage:
         if row is None:
             return self.operator
+        if row.per_request:  # one job's bucket: opened for it, never cached (nothing to leak)
+            return open_bucket(open_body(row, self.box), self.policy)
         with self._lock:
             found = self._open.get(row.id)
-        if found is not None and (row.sealed is not None or not row.per_request):
+        if found is not None:
             return found
         bucket = open_bucket(open_body(row, self.box), self.policy)
         with self._lock:
@@ -159,10 +162,6 @@ class StoragePicker:
             return self.for_job(session, job_id)
         except SquallError:
             return None
-
-    def forget(self, backend_id: str) -> None:
-        with self._lock:
-            self._open.pop(backend_id, None)
 
 
 def customer_folder(row: StorageBackend, folder: str | None) -> str:
