@@ -25,8 +25,15 @@ Memory: the local server then runs ``--rss-jobs`` jobs of the small clip one aft
 VmRSS (``/proc/<pid>/status``; its short-lived forkserver and yt-dlp children not counted) is
 reported after job 10 (start, past warm-up) and after the last job (end).
 
+A key's own bucket (issue 13): on the same S3 server and the same Squall server, a second key
+configured with ``POST /user/s3`` (another bucket) runs the same job ``--runs`` times,
+alternating with the first key, which stores into the operator's bucket; ``byo_ratio`` is
+the median per-key time over the median operator time (target <= 1.05: choosing the backend
+per job costs nothing measurable).
+
 Last line: ``RESULT pipeline squall_s=… bare_s=… ratio=<squall / bare> s3_squall_s=…
-s3_bare_s=… s3_ratio=… rss_start_mb=… rss_end_mb=…`` (``nan`` for a skipped part).
+s3_bare_s=… s3_ratio=… rss_start_mb=… rss_end_mb=… byo_ratio=<per-key / operator>``
+(``nan`` for a skipped part).
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ POLL_EVERY = 0.02  # GET /jobs/{id} interval while waiting for a job
 JOB_TIMEOUT = 600.0
 ENDED = ("Completed", "Failed", "Warning", "Skipped", "Cancelled")
 BUCKET = "squall-bench"
+OWN_BUCKET = "squall-bench-own"  # a key's own bucket, on the same server
 S3_CREDENTIALS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
 MB_FLOAT = 1024 * 1024
 
@@ -382,6 +390,7 @@ def main() -> int:
     nan = float("nan")
     local: Compared | None = None
     s3: Compared | None = None
+    byo: Compared | None = None  # squall: the key's own bucket; bare: the operator's bucket
     rss = (nan, nan)
 
     scratch = Path(tempfile.mkdtemp(prefix="squall-bench-pipeline-"))
@@ -422,7 +431,7 @@ def main() -> int:
 
             if not args.skip_s3:
                 print("\n== S3 storage (moto_server) ==")
-                s3 = s3_phase(args, bare, media, scratch)
+                s3, byo = s3_phase(args, bare, media, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -433,12 +442,13 @@ def main() -> int:
     print(
         f"RESULT pipeline squall_s={num(local.squall_s)} bare_s={num(local.bare_s)} ratio={num(local.ratio)} "
         f"s3_squall_s={num(s3.squall_s if s3 else nan)} s3_bare_s={num(s3.bare_s if s3 else nan)} "
-        f"s3_ratio={num(s3.ratio if s3 else nan)} rss_start_mb={rss[0]:.2f} rss_end_mb={rss[1]:.2f}"
+        f"s3_ratio={num(s3.ratio if s3 else nan)} rss_start_mb={rss[0]:.2f} rss_end_mb={rss[1]:.2f} "
+        f"byo_ratio={num(byo.ratio if byo else nan)}"
     )
     return 0
 
 
-def s3_phase(args: argparse.Namespace, bare: Bare, media: str, scratch: Path) -> Compared:
+def s3_phase(args: argparse.Namespace, bare: Bare, media: str, scratch: Path) -> tuple[Compared, Compared]:
     moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
     if moto is None:
         raise SystemExit("moto_server not found (pip install 'moto[server]'), or pass --skip-s3")
@@ -471,12 +481,36 @@ def s3_phase(args: argparse.Namespace, bare: Bare, media: str, scratch: Path) ->
         )
         with bench_env("sqlite") as env:
             key = _api_key(env)
+            own_key = str(json.loads(squall_cli(env, "keys", "create", "--name", "byo", "--json"))["api_key"])
             with squall_serve(env, workers=1, extra=extra) as (base, _pid):
-                squall = Squall(base, key)
+                squall, own = Squall(base, key), Squall(base, own_key)
                 try:
-                    return compare("s3", squall, bare, media, args.runs, upload, drop_objects)
+                    operator = compare("s3", squall, bare, media, args.runs, upload, drop_objects)
+                    client.create_bucket(Bucket=OWN_BUCKET)
+                    return operator, byo_phase(squall, own, endpoint, media, args.runs)
                 finally:
                     squall.close()
+                    own.close()
+
+
+def byo_phase(operator: Squall, own: Squall, endpoint: str, media: str, runs: int) -> Compared:
+    """The same job for a key with its own bucket and for a key on the operator's, alternating."""
+    print("\n== a key's own S3 bucket vs the operator's (same moto_server, same Squall) ==")
+    body = {"endpoint": endpoint, "bucket": OWN_BUCKET, "region": S3_CREDENTIALS["region_name"],
+            "access_key": S3_CREDENTIALS["aws_access_key_id"], "secret_key": S3_CREDENTIALS["aws_secret_access_key"]}  # fmt: skip
+    own.client.post("/user/s3", json=body).raise_for_status()
+    own.run(f"{media}/{SMALL_NAME}", "byo-warmup")  # opens the key's client once
+    result = Compared([], [])
+    for i in range(1, runs + 1):
+        result.squall.append(own.run(f"{media}/{SOURCE_NAME}", f"byo-run-{i}"))
+        result.bare.append(operator.run(f"{media}/{SOURCE_NAME}", f"op-run-{i}"))
+        print(
+            f"run {i}  own bucket {result.squall[-1].wall_s:6.3f} s   operator's {result.bare[-1].wall_s:6.3f} s"
+        )
+    verdict = "met" if result.ratio <= 1.05 else "MISSED"
+    print(f"byo: own {result.squall_s:.3f} s  operator {result.bare_s:.3f} s  ratio {result.ratio:.3f} "
+          f"(target <= 1.05: {verdict})")  # fmt: skip
+    return result
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from squall.jobs.routes import router as jobs_router
 from squall.keys.cache import KeyCache
 from squall.keys.cookie_routes import router as cookies_router
 from squall.keys.ratelimit import RateLimiter
+from squall.keys.storage_routes import router as key_storage_router
 from squall.metering.metrics import UsageCollector
 from squall.metering.routes import router as metering_router
 from squall.settings import Settings, get_settings
@@ -112,6 +113,7 @@ def create_app(
         metering_router,
         delivery_router,
         cookies_router,
+        key_storage_router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(admin_router, responses=ERROR_RESPONSES)

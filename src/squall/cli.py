@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -390,13 +391,18 @@ def storage_reconcile(
 ) -> None:
     """Compare what the books say is stored with a listing of the storage; exit 1 on drift.
     Reports only: nothing is deleted or re-counted."""
-    from squall.audit.storage import reconcile
+    from squall.audit.backends import reconcile_all
     from squall.bootstrap import open_database
+    from squall.keys.storage_service import StoragePicker, storage_box
+    from squall.pipeline.urlguard import url_policy
     from squall.storage.factory import make_storage
 
-    settings = get_settings()
+    settings = get_settings()  # every backend in use: the operator's, then each key's own buckets
+    picker = StoragePicker(
+        make_storage(settings), storage_box(settings.resolved_secret_key()), url_policy(settings)
+    )
     with open_database(settings).snapshot() as session:
-        result = reconcile(session, make_storage(settings).listing())
+        result = reconcile_all(session, picker)
     typer.echo(json.dumps(result.as_dict()) if as_json else result.as_text())
     raise typer.Exit(1 if result.drift else 0)
 
@@ -469,6 +475,36 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         typer.echo(json.dumps(view))
     else:
         render(view, Console())
+
+
+# Sealed secrets (cookies, storage credentials) under a new SQUALL_SECRET_KEY.
+secrets_app = typer.Typer(help="Sealed secrets.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(
+    old_secret_file: Annotated[Path, typer.Option(help="A file holding the previous SQUALL_SECRET_KEY.")],
+) -> None:
+    """Re-encrypt every sealed secret (cookies, storage credentials) from the old secret to the
+    current SQUALL_SECRET_KEY, and record the new secret as this database's. API keys and
+    download links made under the old secret stop working (they are hashed/signed with it)."""
+    from squall.bootstrap import open_database
+    from squall.keys.fingerprint import SECRET_FINGERPRINT, secret_fingerprint
+    from squall.keys.models import ServerFact
+    from squall.keys.rotation import reseal_all
+
+    settings = get_settings()
+    old, new = old_secret_file.read_text().strip(), settings.resolved_secret_key()
+    if not old or old == new:
+        raise _fail("the old secret file is empty or holds the current secret")
+    with open_database(settings).write() as session:
+        done = reseal_all(session, old, new)
+        fact = session.get(ServerFact, SECRET_FINGERPRINT)
+        if fact is not None:
+            fact.value = secret_fingerprint(new)
+    typer.echo(done.as_text())
+    raise typer.Exit(1 if done.unreadable else 0)
 
 
 def main() -> None:

@@ -93,6 +93,11 @@ class StorageError(Unavailable):
     """The storage backend failed."""
 
 
+class StorageRefused(StorageError):
+    """A key's own bucket refused the request (credentials, a missing bucket): trying again
+    will not help until its owner fixes it."""
+
+
 class BillingUnavailable(Unavailable):
     """Stripe failed or could not be reached."""
 

@@ -11,6 +11,7 @@ from squall.jobs.models import Job
 from squall.jobs.workers import WorkerProcess
 from squall.keys.models import ApiKey, KeyCookies, ServerFact
 from squall.keys.rate_models import RateWindow
+from squall.keys.storage_models import JobStorage, StorageBackend
 from squall.metering.models import DailyRollup, KeyCounters, UsageEvent
 from squall.webhooks.models import WebhookDelivery
 
@@ -23,12 +24,14 @@ __all__ = [
     "DailyRollup",
     "IdempotentRequest",
     "Job",
+    "JobStorage",
     "KeyCookies",
     "KeyCounters",
     "MeterReport",
     "OperatorToken",
     "RateWindow",
     "ServerFact",
+    "StorageBackend",
     "UsageEvent",
     "WebhookDelivery",
     "WorkerProcess",

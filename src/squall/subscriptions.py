@@ -6,6 +6,7 @@ subscribers run inside the transaction that recorded the event (``squall/events.
     StepReached    -> webhooks: progress events (enable_progress_webhook)
     JobEnded       -> webhooks: job_completed / job_failed / job_skipped
                    -> batches: episode counts; the last episode closes the batch
+                   -> keys: a request's storage credentials are erased
     BatchEnded     -> webhooks: batch_completed
     ObjectsStored  -> billing: a Stripe meter report for a stripe key's upload
     JobsAdmitted   -> alerts: quota thresholds
@@ -23,6 +24,7 @@ from squall.db import Database
 from squall.events import EventBus
 from squall.jobs.events import JobEnded, JobsAdmitted, ObjectsStored, StepReached
 from squall.keys.events import KeyCreated
+from squall.keys.storage_service import on_job_ended as erase_request_storage
 from squall.metering import counters
 from squall.webhooks import subscribers as webhooks
 
@@ -32,6 +34,7 @@ def subscribe_all(bus: EventBus) -> EventBus:
     bus.subscribe(StepReached, webhooks.on_step_reached)
     bus.subscribe(JobEnded, webhooks.on_job_ended)
     bus.subscribe(JobEnded, progress.on_job_ended)
+    bus.subscribe(JobEnded, erase_request_storage)
     bus.subscribe(BatchEnded, webhooks.on_batch_ended)
     bus.subscribe(ObjectsStored, reports.on_objects_stored)
     bus.subscribe(JobsAdmitted, alerts.on_jobs_admitted)

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
@@ -29,6 +30,7 @@ from squall.jobs import service as jobs
 from squall.jobs.claimed import ClaimedJob, RunLimits, pipeline_spec
 from squall.jobs.views import object_link
 from squall.keys.cookies import CookiesUnreadable, cookie_box, load_cookies
+from squall.keys.storage_service import StoragePicker, backend_of, customer_folder, storage_box
 from squall.logging import get_logger
 from squall.pipeline.run import run_pipeline
 from squall.pipeline.spec import Cancelled, JobSpec, PipelineEvents, PipelineResult
@@ -121,6 +123,9 @@ class Worker:
         self.run_limits = RunLimits(url_policy(settings), settings.socket_timeout_seconds,
                                     settings.download_timeout_seconds, downloader_config(settings))  # fmt: skip
         self.cookie_box = cookie_box(settings.resolved_secret_key())
+        self.picker = StoragePicker(
+            self.storage, storage_box(settings.resolved_secret_key()), url_policy(settings)
+        )
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
         self.lease_ms = int(settings.lease_seconds * 1000)
@@ -211,8 +216,10 @@ class Worker:
         for key_id, job_id in due:
             try:
                 with self.db.write() as session:
+                    storage = self.picker.for_deleting(session, job_id)
                     for key in jobs.clear_output(session, key_id, job_id, now=self.clock.now_ms()):
-                        self.storage.delete(key)
+                        if storage is not None:  # None: a request's bucket, its credentials erased
+                            storage.delete(key)
                 deleted += 1
             except SquallError as exc:  # deleted meanwhile, or the storage failed: next round
                 log.warning("retention delete skipped", job_id=job_id, error=exc.message)
@@ -247,12 +254,13 @@ class Worker:
                 raise JobFailure(job.options_problem)
             workdir.mkdir(parents=True, exist_ok=True)
             spec = pipeline_spec(job, self.run_limits, self.key_cookies(job.key_id))
-            result = self.pipeline(spec, workdir, self.storage, run)
+            storage, spec = self.job_storage(job, spec)
+            result = self.pipeline(spec, workdir, storage, run)
             link = self.webhook_download_url(job, result.output_key)
             with self.db.write() as session:
                 ok = jobs.complete_job(session, job, result, now=self.clock.now_ms(), download_url=link)
             if not ok:
-                self.discard_if_ended(job, result.stored_keys)
+                self.discard_if_ended(job, result.stored_keys, storage)
             log.info(
                 "job completed" if ok else "completion fenced off",
                 job_id=job.id,
@@ -280,6 +288,20 @@ class Worker:
         except CookiesUnreadable as exc:
             raise JobFailure(exc.message) from None
 
+    def job_storage(self, job: ClaimedJob, spec: JobSpec) -> tuple[Storage, JobSpec]:
+        """The operator's storage, or the customer bucket the job was bound to at submission
+        (its objects under ``{folder_prefix}{base_folder}/``). A bucket that cannot be opened
+        (erased or unreadable credentials, a refused endpoint) fails this job only."""
+        with self.db.read() as session:
+            row = backend_of(session, job.id)
+            if row is None:
+                return self.storage, spec
+            try:
+                storage = self.picker.for_row(row)
+            except SquallError as exc:
+                raise JobFailure(f"Your {row.provider} storage: {exc.message}") from None
+            return storage, replace(spec, folder=customer_folder(row, spec.folder))
+
     def webhook_download_url(self, job: ClaimedJob, key: str) -> str | None:
         if job.hook is None:
             return None
@@ -287,7 +309,7 @@ class Worker:
         return object_link(job.id, key, public_url=settings.public_url,
                            secret=settings.resolved_secret_key(), now_s=self.clock.now_ms() // 1000)  # fmt: skip
 
-    def discard_if_ended(self, job: ClaimedJob, keys: list[str]) -> None:
+    def discard_if_ended(self, job: ClaimedJob, keys: list[str], storage: Storage) -> None:
         """A run whose job was cancelled while it uploaded leaves an object nobody will ever
         point at: delete it. (If the job was reaped instead, another attempt may be choosing
         names right now, so the object is left for reconciliation.)"""
@@ -295,7 +317,7 @@ class Worker:
             ended = jobs.has_ended(session, job.id)
         if ended:
             for key in keys:
-                self.storage.delete(key)
+                storage.delete(key)
 
     def record_failure(self, job: ClaimedJob, failure: JobFailure) -> None:
         retry_at = None

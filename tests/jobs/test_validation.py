@@ -123,7 +123,6 @@ def test_bad_urls_are_refused(client: TestClient, api_key: str, url: str, messag
     ("fields", "named"),
     [
         ({"live_recording": True, "wait_for_video": True}, "live_recording, wait_for_video"),
-        ({"storage": {"provider": "s3"}}, "storage"),
     ],
 )
 def test_options_not_processed_yet_are_refused_not_ignored(

@@ -4,17 +4,18 @@ may be a backend outage, an unknown one may be another system's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from squall.jobs.models import Job, JobStatus
 from squall.metering import ledger
 from squall.metering.models import UsageEvent
 
+JobFilter = Callable[[Any], ColumnElement[bool]]
 SHOWN = 20  # differences listed by name in the text report
 
 
@@ -56,21 +57,28 @@ class Reconciliation:
         return "\n".join(lines)
 
 
-def reconcile(session: Session, listing: Iterable[tuple[str, int]]) -> Reconciliation:
+def reconcile(
+    session: Session, listing: Iterable[tuple[str, int]], *, jobs: JobFilter | None = None
+) -> Reconciliation:
+    """``jobs``: which jobs' books this backend holds (a where-clause on a job id column);
+    None for every job."""
     result = Reconciliation()
+    metrics = UsageEvent.metric.in_([ledger.STORED_OBJECTS, ledger.STORED_BYTES])
+    in_books = [metrics] if jobs is None else [metrics, jobs(UsageEvent.job_id)]
     totals = dict(
         session.execute(
             select(UsageEvent.metric, func.sum(UsageEvent.quantity))
-            .where(UsageEvent.metric.in_([ledger.STORED_OBJECTS, ledger.STORED_BYTES]))
+            .where(*in_books)
             .group_by(UsageEvent.metric)
         ).all()
     )
     result.books_objects = int(totals.get(ledger.STORED_OBJECTS) or 0)
     result.books_bytes = int(totals.get(ledger.STORED_BYTES) or 0)
     expected: set[str] = set()
+    completed = [Job.status == JobStatus.COMPLETED, Job.output_key.is_not(None)]
     rows = session.execute(
         select(Job.output_key, Job.subtitle_key, Job.thumbnail_key).where(
-            Job.status == JobStatus.COMPLETED, Job.output_key.is_not(None)
+            *completed, *([] if jobs is None else [jobs(Job.id)])
         )
     )
     for row in rows:

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
-from squall.api.deps import ClockDep, DatabaseDep, ReadTx, SettingsDep, StorageDep
+from squall.api.deps import ClockDep, DatabaseDep, ReadTx, SettingsDep
 from squall.api.routing import TransactionalRoute
 from squall.clock import Clock
 from squall.db import Database
@@ -23,6 +23,7 @@ from squall.delivery.cache import DeliveryCache
 from squall.delivery.metered import Metered, content_disposition
 from squall.errors import NotAuthenticated, NotFound
 from squall.jobs.models import Job, JobStatus
+from squall.keys.storage_routes import PickerDep
 from squall.metering import ledger
 from squall.metering.ledger import Usage
 from squall.storage.signing import verify
@@ -50,7 +51,7 @@ def get_file(
     tx: ReadTx,
     db: DatabaseDep,
     settings: SettingsDep,
-    storage: StorageDep,
+    picker: PickerDep,
     cache: CacheDep,
     clock: ClockDep,
 ) -> Response:
@@ -61,9 +62,10 @@ def get_file(
     keys = job.stored_keys if job is not None and job.status == JobStatus.COMPLETED else []
     key_id = job.key_id if job is not None else ""
     finished_at = (job.finished_at if job is not None else None) or 0
+    storage = picker.for_job_or_none(tx.session, job_id) if keys else None  # the operator's, or the key's own
     tx.finish()  # not held open while a remote object is fetched or the body is sent
     key = next((k for k in keys if k.rsplit("/", 1)[-1] == name), None)
-    if key is None:
+    if key is None or storage is None:
         raise NotFound("File not found")
     # Objects are never overwritten and a key belongs to one job: the pair names the bytes.
     etag = '"' + hashlib.sha256(f"{job_id}/{key}".encode()).hexdigest()[:32] + '"'
@@ -74,8 +76,10 @@ def get_file(
         return Response(status_code=304, headers=headers)
 
     path, hit, cleanup = storage.local_path(key), False, None
+    # A key is unique within one bucket; a customer bucket's objects are cached under their job.
+    cached_as = key if storage is picker.operator else f"{job_id}/{key}"
     if path is None:  # a remote bucket: through the delivery cache
-        cached = cache.lookup(key)
+        cached = cache.lookup(cached_as)
         if cached is not None:
             path, hit = cached, True
         else:
@@ -86,8 +90,8 @@ def get_file(
                 _meter(db, clock, key_id, job_id, sent=0, hit=False)
                 return Response(headers={**headers, "content-length": str(size), "accept-ranges": "bytes",
                                          "content-disposition": content_disposition(name)})  # fmt: skip
-            path, _ = cache.fill(key, size, lambda target: storage.fetch(key, target))
-            cleanup = None if path == cache.path_for(key) else path
+            path, _ = cache.fill(cached_as, size, lambda target: storage.fetch(key, target))
+            cleanup = None if path == cache.path_for(cached_as) else path
     elif not path.is_file():
         raise NotFound("File not found")
     inner = FileResponse(path, filename=name, headers=headers)  # ranges, multi-range, 416, HEAD

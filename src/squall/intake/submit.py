@@ -18,6 +18,7 @@ from squall.clock import Clock
 from squall.db.unit_of_work import UnitOfWork
 from squall.errors import InvalidInput
 from squall.intake import idempotency
+from squall.intake.request_storage import binding, take_storage, verify_storage
 from squall.jobs import service as jobs
 from squall.jobs.options import JobOptions
 from squall.keys.service import AuthenticatedKey
@@ -124,11 +125,13 @@ def refuse_unsupported(options: JobOptions) -> None:
 
 
 def submit(options: JobOptions, submission: Submission) -> tuple[dict[str, Any], bool]:
-    submission.check(options)
     fingerprint = idempotency.request_hash("/jobs", options, submission.idempotency_key)
+    storage, options = take_storage(options.storage), options.model_copy(update={"storage": None})
+    submission.check(options)
     earlier = submission.earlier(fingerprint)
     if earlier is not None:
         return earlier, True
+    verify_storage(storage, submission.policy)
     found = discover(options, submission)
     key, admission = submission.key, submission.admission
     if found is None:
@@ -155,7 +158,7 @@ def submit(options: JobOptions, submission: Submission) -> tuple[dict[str, Any],
                 "episode_jobs": job_ids,
             }
 
-    return submission.admit(fingerprint, create)
+    return submission.admit(fingerprint, binding(create, key.id, storage, submission.settings))
 
 
 def discover(options: JobOptions, submission: Submission) -> tuple[str | None, list[Episode]] | None:
@@ -194,7 +197,8 @@ def submit_bulk(request: BulkRequest, submission: Submission) -> tuple[dict[str,
         raise InvalidInput("jobs must hold at least one item")
     if len(request.jobs) > MAX_BULK_JOBS:
         raise InvalidInput(f"jobs holds {len(request.jobs)} items; at most {MAX_BULK_JOBS} are allowed")
-    extra = request.model_extra or {}
+    extra = dict(request.model_extra or {})
+    storage = take_storage(extra.pop("storage", None))
     shared = validated(JobOptions, {**extra, "url": request.jobs[0].url})
     refuse_unsupported(shared)
     episodes = []
@@ -209,6 +213,7 @@ def submit_bulk(request: BulkRequest, submission: Submission) -> tuple[dict[str,
     earlier = submission.earlier(fingerprint)
     if earlier is not None:
         return earlier, True
+    verify_storage(storage, submission.policy)
     key, admission = submission.key, submission.admission
 
     def create(session: Session, now: int) -> dict[str, Any]:
@@ -218,4 +223,4 @@ def submit_bulk(request: BulkRequest, submission: Submission) -> tuple[dict[str,
         )  # fmt: skip
         return {"batch_id": batch.id, "total_jobs": len(job_ids), "job_ids": job_ids}
 
-    return submission.admit(fingerprint, create)
+    return submission.admit(fingerprint, binding(create, key.id, storage, submission.settings))

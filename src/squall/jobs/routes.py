@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from squall.api.deps import ClockDep, Limit, Offset, ReadTx, SettingsDep, StorageDep, WriteTx
+from squall.api.deps import ClockDep, Limit, Offset, ReadTx, SettingsDep, WriteTx
 from squall.api.routing import TransactionalRoute
 from squall.clock import DAY_MS
 from squall.jobs import queries, service
@@ -17,6 +17,8 @@ from squall.jobs.service import Admission
 from squall.jobs.views import job_detail, job_links, job_page
 from squall.keys.auth import CurrentKey
 from squall.keys.cookies import cookie_box, load_cookies
+from squall.keys.storage_routes import PickerDep
+from squall.keys.storage_service import bind_jobs
 from squall.pipeline.metadata import fetch_metadata
 from squall.pipeline.urlguard import check_url, url_policy
 from squall.pipeline.ytdlp_config import downloader_config
@@ -49,11 +51,11 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=None, summary="Job status and details")
 def get_job(
-    job_id: str, key: CurrentKey, tx: ReadTx, settings: SettingsDep, storage: StorageDep, clock: ClockDep,
+    job_id: str, key: CurrentKey, tx: ReadTx, settings: SettingsDep, picker: PickerDep, clock: ClockDep,
     request: Request,
 ) -> dict[str, Any]:  # fmt: skip
     job = service.get_job(tx.session, key.id, job_id)
-    links = job_links(job, storage, public_url=settings.public_url, secret=settings.resolved_secret_key(),
+    links = job_links(job, picker.for_job_or_none(tx.session, job.id), public_url=settings.public_url, secret=settings.resolved_secret_key(),
                       now_s=clock.now_ms() // 1000)  # fmt: skip
     webhook_status: WebhookStatus = request.app.state.webhook_status
     return job_detail(job, links=links, webhook=webhook_status(tx.session, job.id))
@@ -83,11 +85,13 @@ def cancel_job(job_id: str, key: CurrentKey, tx: WriteTx, clock: ClockDep) -> di
 
 @router.delete("/jobs/{job_id}/file", response_model=None, summary="Delete a job's stored output")
 def delete_file(
-    job_id: str, key: CurrentKey, tx: WriteTx, storage: StorageDep, clock: ClockDep
+    job_id: str, key: CurrentKey, tx: WriteTx, picker: PickerDep, clock: ClockDep
 ) -> dict[str, Any]:
+    storage = picker.for_deleting(tx.session, job_id)  # the bucket the objects are in
     deleted = service.clear_output(tx.session, key.id, job_id, now=clock.now_ms())
     for object_key in deleted:  # before the commit: if this fails, the job keeps its keys
-        storage.delete(object_key)
+        if storage is not None:  # None: a request's bucket whose credentials were erased
+            storage.delete(object_key)
     return {"message": "File deleted successfully", "job_id": job_id, "deleted_key": deleted[0],
             "deleted_keys": deleted}  # fmt: skip
 
@@ -101,6 +105,7 @@ def retry_job(
     reader.finish()
     check_url(url, url_policy(settings), what="url")
     new_id = service.retry_job(tx.session, key, job_id, now=clock.now_ms(), admission=admission(settings))
+    bind_jobs(tx.session, key.id, [new_id])  # the key's storage now; a request's storage is not kept
     return {"job_id": new_id, "original_job_id": job_id, "message": "Job re-queued successfully"}
 
 

@@ -29,7 +29,9 @@ def object_link(job_id: str, key: str, *, public_url: str, secret: str, now_s: i
     return signed_url(public_url, job_id, key.rsplit("/", 1)[-1], secret=secret, now_s=now_s)
 
 
-def job_links(job: Job, storage: Storage, *, public_url: str, secret: str, now_s: int) -> dict[str, str]:
+def job_links(
+    job: Job, storage: Storage | None, *, public_url: str, secret: str, now_s: int
+) -> dict[str, str]:
     """Links to a completed job's objects: ``download_url``, ``subtitle_url`` and
     ``thumbnail_url`` through Squall; ``s3_url`` straight from the bucket where the backend
     can presign one (unmetered by Squall), else the same as ``download_url``."""
@@ -43,7 +45,9 @@ def job_links(job: Job, storage: Storage, *, public_url: str, secret: str, now_s
     ):
         if key:
             links[field] = object_link(job.id, key, public_url=public_url, secret=secret, now_s=now_s)
-    if job.output_key:
+    if job.output_key and storage is None:  # a request's bucket, its credentials erased: no links
+        return {}
+    if job.output_key and storage is not None:
         direct = storage.presigned_url(job.output_key, job.output_key.rsplit("/", 1)[-1], SIGNED_URL_SECONDS)
         links["s3_url"] = direct or links["download_url"]
     return links

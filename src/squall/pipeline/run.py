@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from squall.errors import JobFailure, StorageError
+from squall.errors import JobFailure, StorageError, StorageRefused
 from squall.pipeline.download import download, quota_failure
 from squall.pipeline.failures import too_large, too_long
 from squall.pipeline.probe import MediaInfo, probe
@@ -54,6 +54,8 @@ def store(storage: Storage, output: Path, key: str, job_id: str) -> str:
         return full
     except OSError as exc:
         raise JobFailure(f"The file could not be stored under '{key}': {exc.strerror or exc}") from None
+    except StorageRefused as exc:  # a key's own bucket said no: retrying will not help
+        raise JobFailure(exc.message) from None
     except StorageError as exc:  # a remote store failing is usually passing: try again later
         raise JobFailure(exc.message, retryable=True) from None
 

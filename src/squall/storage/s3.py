@@ -64,12 +64,16 @@ class S3Storage:
         secret_access_key: str | None = None,
         addressing_style: str = "auto",
         transfer: TransferConfig | None = None,
+        timeouts: tuple[float, float] | None = None,
+        max_attempts: int = 5,
     ) -> None:
+        """``timeouts``: (connect, read) seconds; a customer's bucket gets short ones."""
         self.bucket = bucket
         config = Config(
             s3={"addressing_style": addressing_style},  # "path" for MinIO/Garage-style servers
             signature_version="s3v4",
-            retries={"max_attempts": 5, "mode": "standard"},
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            **({"connect_timeout": timeouts[0], "read_timeout": timeouts[1]} if timeouts else {}),
             # Only when required: several S3-compatible servers reject the newer default checksums.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
