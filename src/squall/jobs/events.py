@@ -79,3 +79,17 @@ class ObjectsDeleted(DomainEvent):
     keys: tuple[str, ...]
     stored_bytes: int
     at: int
+
+
+@dataclass(frozen=True)
+class RecordingProgressed(DomainEvent):
+    """A live recording has ``seconds`` of media in ``size`` bytes so far (sent at a bounded
+    rate: see ``squall/jobs/live.py``)."""
+
+    job_id: str
+    key_id: str
+    url: str
+    seconds: float
+    size: int
+    at: int
+    hook: Hook | None = None

@@ -264,9 +264,6 @@ class JobOptions(BaseModel):
     def features_in_use(self) -> list[str]:
         """Options this server cannot honour yet (in request order)."""
         checks: list[tuple[str, bool]] = [
-            ("live_recording", bool(self.live_recording)),
-            ("live_from_start", self.live_from_start),
-            ("wait_for_video", self.wait_for_video),
             ("storage", self.storage is not None),
         ]
         return [name for name, on in checks if on]
