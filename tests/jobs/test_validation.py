@@ -122,7 +122,6 @@ def test_bad_urls_are_refused(client: TestClient, api_key: str, url: str, messag
 @pytest.mark.parametrize(
     ("fields", "named"),
     [
-        ({"live_recording": True, "wait_for_video": True}, "live_recording, wait_for_video"),
         ({"storage": {"provider": "s3"}}, "storage"),
     ],
 )

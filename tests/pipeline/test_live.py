@@ -21,7 +21,7 @@ from squall.db import Database
 from squall.metering.counters import get_counters
 from squall.settings import Settings
 from squall.worker import Worker
-from tests.support.helpers import KeyFactory, drain
+from tests.support.helpers import KeyFactory, drain, refused_as_private
 from tests.support.live_stream import LiveStream
 from tests.support.probe import probe
 from tests.support.receiver import WebhookReceiver
@@ -224,3 +224,25 @@ def test_live_recording_false_on_a_live_source_fails_clearly(
     drain(worker)
     job = get(client, api_key, job_id)
     assert job["status"] == "Failed" and "live_recording" in job["error"], job
+
+
+def test_a_segment_on_a_private_address_is_refused_at_connect_time(
+    settings: Settings, client: TestClient, api_key: str, worker: Worker, live_root: Path, server: MediaServer,
+    dvr: LiveStream,
+) -> None:  # fmt: skip
+    """The playlist comes from 127.0.0.2 (a network the operator allows); its segments point
+    at 127.0.0.1 (loopback, not allowed): the recording is refused before a segment is read."""
+    settings.allow_private_urls = False
+    settings.allowed_private_networks = "127.0.0.2/32"
+    settings.max_attempts = 1
+    guarded = Worker(settings, db=worker.db, storage=worker.storage)
+    with MediaServer(live_root, host="127.0.0.2") as public:
+        before = len(server.requests)
+        url = public.url(f"pointing/dvr/index.m3u8?to={server.url('media/dvr/')}")
+        job_id = submit(client, api_key, url=url, max_duration=2)
+        drain(guarded)
+        assert any(path.startswith("/pointing/dvr/index.m3u8") for path in public.requests)
+    job = get(client, api_key, job_id)
+    assert job["status"] == "Failed", job
+    assert job["error"] == refused_as_private("The URL (or a redirect or stream it leads to)")
+    assert server.requests[before:] == []  # not one segment was fetched from loopback
