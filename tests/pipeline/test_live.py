@@ -108,12 +108,14 @@ def test_max_duration_stops_the_recording_with_progress_webhooks(
     assert recorded and recorded[0]["recorded_bytes"] > 0
 
 
-def test_appending_an_end_list_ends_the_recording(
+def test_appending_an_end_list_ends_an_audio_only_recording(
     settings: Settings, client: TestClient, api_key: str, worker: Worker, server: MediaServer, live_root: Path
 ) -> None:
     with LiveStream(live_root / "ending", window=4) as stream:
         stream.wait_for_segments(2)
-        job_id = submit(client, api_key, url=server.url("media/ending/index.m3u8"), max_duration=60)
+        job_id = submit(
+            client, api_key, url=server.url("media/ending/index.m3u8"), max_duration=60, audio_only=True
+        )  # the usual processing options apply to a recording
         thread = in_background(worker)
         wait_until(
             lambda: (get(client, api_key, job_id).get("recorded_seconds") or 0) >= 1, "a second recorded"
@@ -123,7 +125,9 @@ def test_appending_an_end_list_ends_the_recording(
     job = get(client, api_key, job_id)
     assert job["status"] == "Completed", job
     assert job["recording_stopped_by"] == "stream_ended"
-    assert stored_duration(settings, job) >= 1
+    stored = probe(settings.storage_dir / job["s3_key"])
+    assert job["s3_key"].endswith(".m4a") and stored.video_codec is None and stored.audio_codec == "aac"
+    assert stored.duration >= 1
 
 
 def test_stop_keeps_what_was_recorded_and_progress_shows_while_it_grows(

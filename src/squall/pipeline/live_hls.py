@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin
 
 # Why a recording ended (the job's ``recording_stopped_by``).
@@ -74,7 +73,6 @@ class Recording:
     stopped_by: str = STREAM_ENDED
     from_start: bool = False
     first_sequence: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Control:
@@ -125,7 +123,7 @@ def record(
             if fresh:
                 last_growth = time.monotonic()
             for segment in fresh:
-                if control.stop_requested():
+                if control.stop_requested() and result.segments:  # a stop keeps at least a segment
                     result.stopped_by = STOPPED_BY_USER
                     return result
                 if result.seconds + segment.duration > limit_seconds + 0.01 and result.segments:
@@ -152,7 +150,7 @@ def record(
             if time.monotonic() - last_growth > stall:
                 result.stopped_by = STREAM_ENDED
                 return result
-            if control.stop_requested():
+            if control.stop_requested() and result.segments:
                 result.stopped_by = STOPPED_BY_USER
                 return result
             sleep(max(0.3, playlist.target_duration / 2))
