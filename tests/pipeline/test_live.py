@@ -7,6 +7,7 @@ start a stream make their own. Each recording is capped at a few seconds."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -118,7 +119,7 @@ def test_appending_an_end_list_ends_an_audio_only_recording(
         )  # the usual processing options apply to a recording
         thread = in_background(worker)
         wait_until(
-            lambda: (get(client, api_key, job_id).get("recorded_seconds") or 0) >= 1, "a second recorded"
+            lambda: (get(client, api_key, job_id).get("recorded_seconds") or 0) >= 2, "two seconds recorded"
         )
         stream.end()
         thread.join(timeout=30)
@@ -127,7 +128,7 @@ def test_appending_an_end_list_ends_an_audio_only_recording(
     assert job["recording_stopped_by"] == "stream_ended"
     stored = probe(settings.storage_dir / job["s3_key"])
     assert job["s3_key"].endswith(".m4a") and stored.video_codec is None and stored.audio_codec == "aac"
-    assert stored.duration >= 1
+    assert stored.duration >= 1.5
 
 
 def test_stop_keeps_what_was_recorded_and_progress_shows_while_it_grows(
@@ -164,21 +165,27 @@ def test_a_full_quota_stops_the_recording_and_keeps_what_fits(
     while thread.is_alive():  # the books and the work file, sampled throughout
         with db.read() as session:
             counters = get_counters(session, key_id)
-        work = (
-            sum(p.stat().st_size for p in settings.work_dir.rglob("*") if p.is_file())
-            if settings.work_dir.exists()
-            else 0
-        )
+        work = recording_size(settings.work_dir)
         samples.append((counters.reserved_bytes + counters.used_bytes, work))
         time.sleep(0.05)
     job = get(client, secret, job_id)
     assert job["status"] == "Completed", job
     assert job["recording_stopped_by"] == "quota" and "quota" in job["recording_note"]
-    assert len(samples) > 10 and all(books <= limit and work <= limit for books, work in samples)
+    assert len(samples) > 10
+    assert [(books, work) for books, work in samples if books > limit or work > limit] == []
     with db.read() as session:
         counters = get_counters(session, key_id)
         assert counters.reserved_bytes == 0 and 0 < counters.used_bytes <= limit
         assert not verify(session).drift
+
+
+def recording_size(work_dir: Path) -> int:
+    """The size of the recording in the work directory (0 before it starts and once it is gone)."""
+    total = 0
+    for path in work_dir.glob("*/source.*") if work_dir.exists() else []:
+        with contextlib.suppress(FileNotFoundError):  # the run ended and cleaned up meanwhile
+            total += path.stat().st_size
+    return total
 
 
 def test_live_from_start_records_from_the_first_segment(
