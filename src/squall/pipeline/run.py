@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,8 @@ def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: Pipelin
     events.step("Downloading")
     started = time.perf_counter()
     fetched = download(spec, workdir, events)
+    if fetched.info.get("live"):  # a recording ends on a segment boundary: cut at its tightest bound
+        spec = replace(spec, max_output_seconds=math.ceil(min(spec.live_caps().values())))
     download_s = _seconds_since(started)
 
     events.step("Muxing")
