@@ -89,3 +89,18 @@ def test_a_stop_keeps_the_segments_recorded_so_far(tmp_path: Path) -> None:
     done = record(stream.fetch, BASE + "index.m3u8", tmp_path / "out.ts", limit_seconds=60, from_start=True,
                   control=ctl, sleep=lambda s: None)  # fmt: skip
     assert done.stopped_by == live_hls.STOPPED_BY_USER and done.segments == 2
+
+
+def test_a_playlist_that_stops_growing_ends_the_recording(tmp_path: Path) -> None:
+    """No end list, no new segment: after 3 target durations (at least 8 s) the stream is over."""
+    stream = FakeStream([playlist(0, 2)])
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    ctl, _ = control()
+    done = record(stream.fetch, BASE + "index.m3u8", tmp_path / "out.ts", limit_seconds=60, from_start=True,
+                  control=ctl, sleep=sleep, clock=lambda: now[0])  # fmt: skip
+    assert done.stopped_by == live_hls.STREAM_ENDED and done.segments == 2
+    assert live_hls.STALL_MIN_SECONDS < now[0] < live_hls.STALL_MIN_SECONDS + 1

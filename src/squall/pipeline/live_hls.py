@@ -98,12 +98,13 @@ def record(
     from_start: bool,
     control: Control,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Recording:
     """Append the stream's segments to ``out`` until the first stop condition.
     ``fetch(url) -> (body, final_url)``; ``limit_seconds``: the tightest duration cap."""
     result = Recording(out, from_start=from_start)
     next_sequence: int | None = None
-    last_growth = time.monotonic()
+    last_growth = clock()
     with out.open("wb") as sink:
         while True:
             body, final_url = fetch(playlist_url)
@@ -121,7 +122,7 @@ def record(
                 result.first_sequence = next_sequence
             fresh = [s for s in playlist.segments if s.sequence >= next_sequence]
             if fresh:
-                last_growth = time.monotonic()
+                last_growth = clock()
             for segment in fresh:
                 if control.stop_requested() and result.segments:  # a stop keeps at least a segment
                     result.stopped_by = STOPPED_BY_USER
@@ -147,7 +148,7 @@ def record(
                 result.stopped_by = STREAM_ENDED
                 return result
             stall = max(STALL_MIN_SECONDS, STALL_TARGETS * playlist.target_duration)
-            if time.monotonic() - last_growth > stall:
+            if clock() - last_growth > stall:
                 result.stopped_by = STREAM_ENDED
                 return result
             if control.stop_requested() and result.segments:
