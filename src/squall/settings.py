@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=0.5, gt=0)
     download_timeout_seconds: float = Field(default=3600.0, gt=0)
     socket_timeout_seconds: float = Field(default=20.0, gt=0)
+    # Live recordings: the longest any recording runs, and the longest wait_for_video waits.
+    live_max_seconds: float = Field(default=43200.0, gt=0)
+    live_wait_seconds: float = Field(default=21600.0, ge=0)
 
     # Webhooks: sender threads per worker process, and the wait before each retry (seconds;
     # the Standard Webhooks example schedule, about three days in all).

@@ -4,6 +4,7 @@ subscribers run inside the transaction that recorded the event (``squall/events.
 
     KeyCreated     -> metering: the key's counters row
     StepReached    -> webhooks: progress events (enable_progress_webhook)
+    RecordingProgressed -> webhooks: a live recording's progress events
     JobEnded       -> webhooks: job_completed / job_failed / job_skipped
                    -> batches: episode counts; the last episode closes the batch
                    -> keys: a request's storage credentials are erased
@@ -22,7 +23,7 @@ from squall.batches.events import BatchEnded
 from squall.billing import reports
 from squall.db import Database
 from squall.events import EventBus
-from squall.jobs.events import JobEnded, JobsAdmitted, ObjectsStored, StepReached
+from squall.jobs.events import JobEnded, JobsAdmitted, ObjectsStored, RecordingProgressed, StepReached
 from squall.keys.events import KeyCreated
 from squall.keys.storage_service import on_job_ended as erase_request_storage
 from squall.metering import counters
@@ -32,6 +33,7 @@ from squall.webhooks import subscribers as webhooks
 def subscribe_all(bus: EventBus) -> EventBus:
     bus.subscribe(KeyCreated, counters.on_key_created)
     bus.subscribe(StepReached, webhooks.on_step_reached)
+    bus.subscribe(RecordingProgressed, webhooks.on_recording_progressed)
     bus.subscribe(JobEnded, webhooks.on_job_ended)
     bus.subscribe(JobEnded, progress.on_job_ended)
     bus.subscribe(JobEnded, erase_request_storage)

@@ -24,10 +24,12 @@ from squall.db import Database
 from squall.db.presence import InUse
 from squall.errors import JobFailure, SquallError
 from squall.intake import idempotency
+from squall.jobs import live as live_jobs
 from squall.jobs import queries as job_queries
 from squall.jobs import queue, workers
 from squall.jobs import service as jobs
 from squall.jobs.claimed import ClaimedJob, RunLimits, pipeline_spec
+from squall.jobs.models import JobStep
 from squall.jobs.views import object_link
 from squall.keys.cookies import CookiesUnreadable, cookie_box, load_cookies
 from squall.keys.storage_service import StoragePicker, backend_of, customer_folder, storage_box
@@ -51,6 +53,22 @@ Pipeline = Callable[[JobSpec, Path, Storage, PipelineEvents], PipelineResult]
 PRUNE_EVERY_SECONDS = 600.0
 
 
+class RecordingPace:
+    """How often a recording's progress is written (each second) and announced by webhook."""
+
+    def __init__(self) -> None:
+        self.written = self.announced = float("-inf")
+
+    def due(self, now: float) -> tuple[bool, bool]:
+        if now - self.written < 1.0:
+            return False, False
+        self.written = now
+        announce = now - self.announced >= live_jobs.RECORDING_WEBHOOK_EVERY_SECONDS
+        if announce:
+            self.announced = now
+        return True, announce
+
+
 class JobRun:
     """The pipeline's view of one claimed job: steps, reservation growth, cancellation."""
 
@@ -58,13 +76,31 @@ class JobRun:
         self.worker = worker
         self.job = job
         self.lost = threading.Event()
+        self.stop = threading.Event()  # POST /jobs/{id}/stop, seen by the heartbeat thread
+        self.recording_live = False
+        self._progress = RecordingPace()
 
     def step(self, name: str) -> None:
         with self.worker.db.write() as session:
             if not jobs.reach_step(session, self.job, name, now=self.worker.clock.now_ms()):
                 self.lost.set()
+        self.recording_live = name == JobStep.RECORDING
         if self.cancelled():
             raise Cancelled()
+
+    def stop_requested(self) -> bool:
+        return self.stop.is_set()
+
+    def recording(self, seconds: float, size: int) -> None:
+        """Show the recording's progress on the job (at most once a second) and in a progress
+        webhook (at most once every RECORDING_WEBHOOK_EVERY_SECONDS)."""
+        write, announce = self._progress.due(time.monotonic())
+        if not write:
+            return
+        with self.worker.db.write() as session:
+            if not live_jobs.record_progress(session, self.job, seconds, size, now=self.worker.clock.now_ms(),
+                                             announce=announce and self.job.hook is not None):  # fmt: skip
+                self.lost.set()
 
     def need_bytes(self, total_bytes: int, *, exact: bool = False) -> bool:
         with self.worker.db.write() as session:
@@ -79,7 +115,8 @@ class JobRun:
 
     def heartbeat_until(self, done: threading.Event) -> None:
         """Renew the lease every heartbeat; in between, check each second (a read) whether the
-        job was cancelled, so a cancel stops the downloader and FFmpeg within about a second."""
+        job was cancelled (or its recording asked to stop), so a cancel stops the downloader and
+        FFmpeg within about a second."""
         settings = self.worker.settings
         last_beat = time.monotonic()
         while not done.wait(min(settings.heartbeat_seconds, CANCEL_CHECK_SECONDS)):
@@ -93,6 +130,10 @@ class JobRun:
                 else:
                     with self.worker.db.read() as session:
                         alive = queue.still_owned(session, self.job)
+                if alive and self.recording_live and not self.stop.is_set():
+                    with self.worker.db.read() as session:  # POST /jobs/{id}/stop
+                        if live_jobs.stop_requested(session, self.job):
+                            self.stop.set()
             except Exception:  # a database blip: the lease has slack, try again next beat
                 log.warning("heartbeat failed", job_id=self.job.id, exc_info=True)
                 continue
@@ -121,7 +162,9 @@ class Worker:
         self.pipeline = pipeline
         self.retry_policy = RetryPolicy.exponential(settings.retry_backoff_seconds * 1000)
         self.run_limits = RunLimits(url_policy(settings), settings.socket_timeout_seconds,
-                                    settings.download_timeout_seconds, downloader_config(settings))  # fmt: skip
+                                    settings.download_timeout_seconds, downloader_config(settings),
+                                    live_max_seconds=settings.live_max_seconds,
+                                    live_wait_seconds=settings.live_wait_seconds)  # fmt: skip
         self.cookie_box = cookie_box(settings.resolved_secret_key())
         self.picker = StoragePicker(
             self.storage, storage_box(settings.resolved_secret_key()), url_policy(settings)

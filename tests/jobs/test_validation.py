@@ -119,24 +119,6 @@ def test_bad_urls_are_refused(client: TestClient, api_key: str, url: str, messag
     assert response.json() == {"error": message}
 
 
-@pytest.mark.parametrize(
-    ("fields", "named"),
-    [
-        ({"live_recording": True, "wait_for_video": True}, "live_recording, wait_for_video"),
-    ],
-)
-def test_options_not_processed_yet_are_refused_not_ignored(
-    client: TestClient, api_key: str, fields: dict[str, Any], named: str
-) -> None:
-    response = client.post("/jobs", headers={"x-api-key": api_key}, json={"url": URL, **fields})
-    assert response.status_code == 400
-    assert (
-        response.json()["error"]
-        == f"{named} {'are' if ',' in named else 'is'} not supported by this server yet"
-    )
-    assert client.get("/usage", headers={"x-api-key": api_key}).json()["usage_count"] == 0
-
-
 def test_harmless_tornado_defaults_are_accepted(client: TestClient, api_key: str) -> None:
     body = {"url": URL, "format": "mkv", "video_codec": "copy", "audio_codec": "copy", "audio_bitrate": "192k",
             "video_quality": 23, "max_resolution": "best", "audio_only": False, "priority": 9}  # fmt: skip

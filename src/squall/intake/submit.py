@@ -110,18 +110,9 @@ class Submission:
         return reserved.response, False
 
     def check(self, options: JobOptions) -> None:
-        refuse_unsupported(options)
         check_url(options.url, self.policy, what="url")
         if options.webhook_url is not None:
             check_url(options.webhook_url, self.policy, what="webhook_url")
-
-
-def refuse_unsupported(options: JobOptions) -> None:
-    """Options this server cannot honour yet are refused, never silently ignored."""
-    unsupported = options.features_in_use()
-    if unsupported:
-        verb = "is" if len(unsupported) == 1 else "are"
-        raise InvalidInput(f"{', '.join(unsupported)} {verb} not supported by this server yet")
 
 
 def submit(options: JobOptions, submission: Submission) -> tuple[dict[str, Any], bool]:
@@ -200,7 +191,6 @@ def submit_bulk(request: BulkRequest, submission: Submission) -> tuple[dict[str,
     extra = dict(request.model_extra or {})
     storage = take_storage(extra.pop("storage", None))
     shared = validated(JobOptions, {**extra, "url": request.jobs[0].url})
-    refuse_unsupported(shared)
     episodes = []
     for n, item in enumerate(request.jobs):
         options = validated(JobOptions, {**extra, **item.model_dump(exclude_none=True)}, where=f"jobs[{n}]")

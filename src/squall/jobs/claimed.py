@@ -48,6 +48,8 @@ class RunLimits:
     socket_timeout: float
     timeout_seconds: float
     downloader: DownloaderConfig = field(default_factory=DownloaderConfig)
+    live_max_seconds: float = 43200.0
+    live_wait_seconds: float = 21600.0
 
 
 def pipeline_spec(job: ClaimedJob, run: RunLimits, cookies: str | None = None) -> JobSpec:
@@ -81,4 +83,9 @@ def _spec(job: ClaimedJob, run: RunLimits) -> JobSpec:
         url_policy=run.url_policy,
         socket_timeout=run.socket_timeout,
         timeout_seconds=run.timeout_seconds,
+        live_recording=options.live_recording,
+        live_from_start=options.live_from_start,
+        wait_for_video=options.wait_for_video,
+        live_max_seconds=run.live_max_seconds,
+        live_wait_seconds=run.live_wait_seconds,
     )

@@ -91,3 +91,17 @@ class JobsAdmitted(DomainEvent):
     at: int
     quota_limited: bool
     webhook_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordingProgressed(DomainEvent):
+    """A live recording has ``seconds`` of media in ``size`` bytes so far (sent at a bounded
+    rate: see ``squall/jobs/live.py``)."""
+
+    job_id: str
+    key_id: str
+    url: str
+    seconds: float
+    size: int
+    at: int
+    hook: Hook | None = None

@@ -22,7 +22,9 @@ class JobStatus(StrEnum):
 
 class JobStep(StrEnum):
     QUEUED = "Queued"
+    WAITING = "Waiting"  # wait_for_video: the live stream has not started yet
     DOWNLOADING = "Downloading"
+    RECORDING = "Recording"  # a live stream, recorded as it is on air
     MUXING = "Muxing"
     UPLOADING = "Uploading"
     FINISHED = "Finished"
@@ -76,6 +78,8 @@ class Job(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     title: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # POST /jobs/{id}/stop: when the user asked a live recording to end (ms since epoch).
+    stop_requested_at: Mapped[int | None] = mapped_column(BigInteger)
 
     @property
     def stored_keys(self) -> list[str]:

@@ -260,13 +260,3 @@ class JobOptions(BaseModel):
     @property
     def clip_end_seconds(self) -> float | None:
         return parse_timestamp(self.clip_end, "clip_end") if self.clip_end else None
-
-    def features_in_use(self) -> list[str]:
-        """Options this server cannot honour yet (in request order)."""
-        checks: list[tuple[str, bool]] = [
-            ("live_recording", bool(self.live_recording)),
-            ("live_from_start", self.live_from_start),
-            ("wait_for_video", self.wait_for_video),
-            ("storage", self.storage is not None),
-        ]
-        return [name for name, on in checks if on]

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from squall.api.deps import ClockDep, Limit, Offset, ReadTx, SettingsDep, WriteTx
 from squall.api.routing import TransactionalRoute
 from squall.clock import DAY_MS
-from squall.jobs import queries, service
+from squall.jobs import live, queries, service
 from squall.jobs.service import Admission
 from squall.jobs.views import job_detail, job_links, job_page
 from squall.keys.auth import CurrentKey
@@ -81,6 +81,15 @@ def metadata(body: MetadataRequest, key: CurrentKey, settings: SettingsDep, tx: 
 def cancel_job(job_id: str, key: CurrentKey, tx: WriteTx, clock: ClockDep) -> dict[str, Any]:
     job = service.cancel_job(tx.session, key.id, job_id, now=clock.now_ms())
     return {"message": "Job cancelled successfully", "job_id": job.id}
+
+
+@router.post(
+    "/jobs/{job_id}/stop", response_model=None, summary="End a live recording and keep what it recorded"
+)
+def stop_recording(job_id: str, key: CurrentKey, tx: WriteTx, clock: ClockDep) -> dict[str, Any]:
+    job = live.request_stop(tx.session, key.id, job_id, now=clock.now_ms())
+    return {"message": "The recording is stopping; what was recorded will be processed and stored",
+            "job_id": job.id}  # fmt: skip
 
 
 @router.delete("/jobs/{job_id}/file", response_model=None, summary="Delete a job's stored output")

@@ -10,6 +10,9 @@ from squall.pipeline.failures import scrub_tool_names
 from squall.storage.base import Storage
 from squall.storage.signing import SIGNED_URL_SECONDS, signed_url
 
+# A live recording's fields in GET /jobs/{id} (recorded_bytes: while it records).
+LIVE_FIELDS = ("live", "recorded_seconds", "recorded_bytes", "recording_stopped_by", "recording_from",
+               "recording_note")  # fmt: skip
 DETAIL_FIELDS = (
     "download_duration_ms",
     "mux_duration_ms",
@@ -104,6 +107,8 @@ def job_detail(job: Job, *, links: dict[str, str], webhook: dict[str, Any] | Non
     body["download_retries"] = max(0, job.attempt - 1)  # each new attempt downloads again
     if job.finished_at is not None:
         body["total_duration_ms"] = job.finished_at - job.created_at
+    if job.details and job.details.get("live"):  # a live recording: while it grows, and after
+        body.update({name: job.details.get(name) for name in LIVE_FIELDS})
     if job.status == JobStatus.COMPLETED:
         body["title"] = job.title
         body["duration_seconds"] = job.duration_seconds

@@ -19,6 +19,7 @@ from squall.errors import QUOTA_EXCEEDED, JobFailure
 from squall.pipeline.binaries import ffmpeg_path
 from squall.pipeline.cookies import child_cookie_file
 from squall.pipeline.failures import Classified
+from squall.pipeline.live import LiveLine, live_result
 from squall.pipeline.proxies import ClientBlamed, proxy_order, through_proxies
 from squall.pipeline.spec import Cancelled, DownloadResult, JobSpec, PipelineEvents
 
@@ -74,6 +75,7 @@ def _download_once(
 
     ctx = downloader_context()
     receiver, sender = ctx.Pipe(duplex=False)
+    control_receiver, control = ctx.Pipe(duplex=False)  # parent -> child: room and stop
     child_options = {
         "downloader": spec.downloader,
         "proxy": proxy,
@@ -88,21 +90,29 @@ def _download_once(
         "audio_only": spec.audio_output,
         "subtitles": spec.subtitles,
         "thumbnail": spec.thumbnail,
+        "control": control_receiver,
+        "live_recording": spec.live_recording,
+        "live_from_start": spec.live_from_start,
+        "wait_for_video": spec.wait_for_video,
+        "wait_seconds": spec.live_wait_seconds,
+        "live_limit_seconds": min(spec.live_caps().values()),
     }
     process = ctx.Process(target=ytdlp_child.main, args=(sender, spec.url, str(workdir), child_options))
     process.start()
     sender.close()
+    control_receiver.close()
     try:
-        return _follow(process, receiver, spec, events, deadline)
+        line = LiveLine(control, spec, events, deadline)
+        return live_result(_follow(process, receiver, line), line)
     finally:
         kill_group(process)
         process.join(timeout=5)
         receiver.close()
+        control.close()
 
 
-def _follow(
-    process: Any, receiver: Connection, spec: JobSpec, events: PipelineEvents, deadline: float
-) -> DownloadResult:
+def _follow(process: Any, receiver: Connection, line: LiveLine) -> DownloadResult:
+    spec, events = line.spec, line.events
     while True:
         if receiver.poll(0.2):
             try:
@@ -110,6 +120,7 @@ def _follow(
             except EOFError:
                 break
             if kind == "progress":
+                line.downloading()
                 expected, exact = payload
                 if expected and not events.need_bytes(int(expected), exact=exact):
                     raise quota_failure()
@@ -117,11 +128,14 @@ def _follow(
                 return DownloadResult(**payload)
             elif kind == "failed":
                 raise failure_of(Classified(**payload))
+            else:
+                line.handle(kind, payload)
         elif not process.is_alive() and not receiver.poll(0):
             break
         if events.cancelled():
             raise Cancelled()
-        if time.monotonic() > deadline:
+        line.pass_on_stop()
+        if time.monotonic() > line.deadline:
             raise JobFailure(
                 f"The download took longer than {spec.timeout_seconds:g} seconds and was stopped"
             )

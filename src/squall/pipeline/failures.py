@@ -73,7 +73,10 @@ def classify(exc: BaseException) -> Classified:
     if "ssrf-guard" in text:
         return Classified(private_address_refused("The URL (or a redirect or stream it leads to)"))
     if "external-downloader-refused" in text:
-        return Classified("This kind of stream (encrypted or live HLS, RTMP) is not supported")
+        return Classified(
+            "This kind of stream (encrypted HLS, RTMP) is not supported: it needs a program that "
+            "connects on its own, where the URL guard cannot check the addresses it reaches"
+        )
     for error in chain:
         if isinstance(error, HTTPError):
             status = error.status

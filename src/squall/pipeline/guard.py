@@ -3,9 +3,10 @@
 Every name the child resolves goes through ``socket.getaddrinfo``; non-public answers are
 dropped there, so redirects, DNS rebinding and URLs found inside manifests are all covered.
 
-Some streams (encrypted or live HLS, RTMP) make yt-dlp hand the download to an external
-program such as FFmpeg, which resolves and connects on its own, out of this guard's sight.
-With the guard on, those downloaders are refused."""
+Some streams (encrypted HLS, RTMP) make yt-dlp hand the download to an external program
+such as FFmpeg, which resolves and connects on its own, out of this guard's sight. With the
+guard on, those downloaders are refused. (Live HLS never gets there: ``live_hls`` records it
+through yt-dlp's own opener, so through this guard.)"""
 
 from __future__ import annotations
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from squall.errors import JobFailure, StorageError, StorageRefused
 from squall.pipeline.download import download, quota_failure
 from squall.pipeline.failures import too_large, too_long
+from squall.pipeline.live_details import recording_details
 from squall.pipeline.probe import MediaInfo, probe
 from squall.pipeline.process import build_command, run_ffmpeg
 from squall.pipeline.sidecars import Sidecar, subtitle_sidecar, thumbnail_sidecar
@@ -32,9 +35,11 @@ def _release_date(upload_date: Any) -> str | None:
     return f"{text[:4]}-{text[4:6]}-{text[6:8]}T00:00:00Z" if len(text) == 8 and text.isdigit() else None
 
 
-def check_limits(spec: JobSpec, media: MediaInfo, size: int) -> None:
+def check_limits(spec: JobSpec, media: MediaInfo, size: int, *, live: bool = False) -> None:
+    """``live``: a recording, already stopped at the key's duration limit (within a segment)."""
     if (
-        spec.max_duration_seconds
+        not live
+        and spec.max_duration_seconds
         and media.duration_seconds
         and media.duration_seconds > spec.max_duration_seconds
     ):
@@ -84,6 +89,8 @@ def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: Pipelin
     events.step("Downloading")
     started = time.perf_counter()
     fetched = download(spec, workdir, events)
+    if fetched.info.get("live"):  # a recording ends on a segment boundary: cut at its tightest bound
+        spec = replace(spec, max_output_seconds=math.ceil(min(spec.live_caps().values())))
     download_s = _seconds_since(started)
 
     events.step("Muxing")
@@ -99,7 +106,7 @@ def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: Pipelin
     run_ffmpeg(cmd, events, spec.timeout_seconds)
     media = probe(output)
     size = output.stat().st_size
-    check_limits(spec, media, size)
+    check_limits(spec, media, size, live=bool(fetched.info.get("live")))
     sidecars = [
         subtitle_sidecar(fetched),
         thumbnail_sidecar(spec, fetched, [(output, media), (source, source_media)], workdir, events),
@@ -143,5 +150,6 @@ def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: Pipelin
             "description": info.get("description"),
             "release_date": _release_date(info.get("upload_date")),
             "extractor": info.get("extractor"),
+            **recording_details(info, fetched.downloaded_bytes),
         },
     )

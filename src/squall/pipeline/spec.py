@@ -37,6 +37,21 @@ class JobSpec:
     timeout_seconds: float = 3600.0
     downloader: DownloaderConfig = field(default_factory=DownloaderConfig)
     cookies: str | None = field(default=None, repr=False)  # the key's own (Netscape), never shown
+    # Live sources (always recorded as live when the source says it is).
+    live_recording: bool | None = None  # False: a live source fails the job instead
+    live_from_start: bool = False
+    wait_for_video: bool = False
+    live_max_seconds: float = 43200.0  # SQUALL_LIVE_MAX_SECONDS: no recording runs longer
+    live_wait_seconds: float = 21600.0  # SQUALL_LIVE_WAIT_SECONDS: the longest wait_for_video
+
+    def live_caps(self) -> dict[str, float]:
+        """Each bound on a recording's length, by the name a job reports when it stopped one."""
+        caps = {
+            "max_duration": self.max_output_seconds,
+            "key_max_duration_limit": self.max_duration_seconds,
+            "operator_cap": self.live_max_seconds,
+        }
+        return {name: float(cap) for name, cap in caps.items() if cap}
 
     @property
     def audio_output(self) -> bool:
@@ -92,6 +107,13 @@ class PipelineEvents(Protocol):
     def cancelled(self) -> bool:
         """True once the job must stop (cancelled, lease lost, worker shutting down)."""
         ...
+
+    def stop_requested(self) -> bool:
+        """True once the user asked a live recording to end (POST /jobs/{id}/stop)."""
+        ...
+
+    def recording(self, seconds: float, size: int) -> None:
+        """A live recording holds ``seconds`` of media in ``size`` bytes so far."""
 
 
 class Cancelled(Exception):

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import yt_dlp
 
-from squall.pipeline import guard, proxy_guard, remote_probe
+from squall.pipeline import guard, live_child, proxy_guard, remote_probe
 from squall.pipeline.failures import Classified, classify, too_large, too_long
 from squall.pipeline.feeds import enclosure_lengths
 from squall.pipeline.urlguard import UrlPolicy
@@ -32,6 +32,10 @@ _INFO_FIELDS = (
     "webpage_url",
 )
 
+LIVE_NOT_WANTED = (
+    "This URL is a live stream and the job set live_recording to false; "
+    "send live_recording: true (or leave it out) to record it"
+)
 
 PREFERRED_CODECS = {
     "mp4": ["vcodec:h264", "acodec:aac"],
@@ -83,7 +87,7 @@ def _run_child(conn: Connection, options: dict[str, Any], work: Callable[[], dic
     try:
         _use_plugins(_config(options))
         conn.send(("done", work()))
-    except _Stop as stop:
+    except (_Stop, live_child.LiveStop) as stop:
         conn.send(("failed", stop.failure.__dict__))
     except BaseException as exc:  # report everything; the parent decides what it means
         conn.send(("failed", classify(exc).__dict__))
@@ -184,8 +188,12 @@ def _download(conn: Connection, url: str, workdir: Path, options: dict[str, Any]
         "writethumbnail": options["thumbnail"],
     }
     with yt_dlp.YoutubeDL(ydl_opts) as ydl:
-        info = ydl.extract_info(url, download=False)
+        info = live_child.extract_waiting(ydl, url, conn, options)
         _single_video(info)
+        if live_child.is_live(info):  # recorded as live whether or not live_recording was sent
+            if options.get("live_recording") is False:
+                raise _Stop(Classified(LIVE_NOT_WANTED))
+            return live_child.record_live(ydl, conn, info, workdir, options)
         duration = info.get("duration")
         if options["max_duration"] and duration and duration > options["max_duration"]:
             raise _Stop(_too_long(duration, options["max_duration"]))

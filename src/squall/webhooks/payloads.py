@@ -12,7 +12,9 @@ from squall.jobs.models import JobStatus, JobStep
 
 # Progress stages per pipeline step (enable_progress_webhook), as in Tornado's table.
 STAGES: dict[str, list[tuple[str, int]]] = {
+    JobStep.WAITING: [("waiting", 0)],
     JobStep.DOWNLOADING: [("downloading", 0)],
+    JobStep.RECORDING: [("recording", 0)],
     JobStep.MUXING: [("download_complete", 33), ("muxing", 33)],
     JobStep.UPLOADING: [("mux_complete", 66), ("uploading", 66)],
 }
@@ -46,6 +48,12 @@ def job_ended(ended: JobEnded) -> dict[str, Any] | None:
 
 def job_progress(job_id: str, url: str, stage: str, progress: int) -> dict[str, Any]:
     return {"type": "job_progress", "job_id": job_id, "url": url, "stage": stage, "progress": progress}
+
+
+def recording_progress(job_id: str, url: str, seconds: float, size: int) -> dict[str, Any]:
+    """A live recording's progress: no percentage (its end is not known), its length so far."""
+    return {**job_progress(job_id, url, "recording", 0), "recorded_seconds": round(seconds, 1),
+            "recorded_bytes": size}  # fmt: skip
 
 
 def batch_completed(ended: BatchEnded) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from squall.batches.events import BatchEnded
-from squall.jobs.events import JobEnded, StepReached
+from squall.jobs.events import JobEnded, RecordingProgressed, StepReached
 from squall.jobs.models import JobStatus
 from squall.webhooks import outbox, payloads
 
@@ -36,6 +36,17 @@ def on_step_reached(session: Session, reached: StepReached) -> None:
         payload = payloads.job_progress(reached.job_id, reached.url, stage, percent)
         outbox.enqueue(session, key_id=reached.key_id, url=hook.url, payload=payload, now=reached.at,
                        job_id=reached.job_id)  # fmt: skip
+
+
+def on_recording_progressed(session: Session, progressed: RecordingProgressed) -> None:
+    hook = progressed.hook
+    if hook is None or not hook.progress:
+        return
+    payload = payloads.recording_progress(
+        progressed.job_id, progressed.url, progressed.seconds, progressed.size
+    )
+    outbox.enqueue(session, key_id=progressed.key_id, url=hook.url, payload=payload, now=progressed.at,
+                   job_id=progressed.job_id)  # fmt: skip
 
 
 def on_batch_ended(session: Session, ended: BatchEnded) -> None:

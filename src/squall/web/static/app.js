@@ -273,7 +273,7 @@ async function refreshJobs() {
 function jobRow(job) {
   const open = () => openJob(job.id, true);
   return el("tr", { tabindex: 0, "data-job": job.id, onclick: open, onkeydown: (e) => { if (e.key === "Enter") open(); } },
-    el("td", {}, el("span", { class: `status ${job.status}` }, job.status)),
+    el("td", {}, el("span", { class: `status ${job.status}` }, job.step === "Recording" ? "Recording" : job.status)),
     el("td", { class: "src", title: job.url }, job.url),
     el("td", {}, job.s3_key || (job.error ? el("span", { class: "muted" }, job.error) : "–")),
     el("td", {}, job.file_size ? bytes(job.file_size) : "–"),
@@ -291,11 +291,14 @@ async function openJob(id, focus) {
     ["Quality", `${job.actual_quality || "–"} (asked: ${job.requested_quality})`], ["Size", job.file_size ? bytes(job.file_size) : "–"],
     ["Queued", seconds(job.queue_wait_ms)], ["Download", seconds(job.download_duration_ms)], ["Processing", seconds(job.mux_duration_ms)],
     ["Upload", seconds(job.upload_duration_ms)], ["Total", seconds(job.total_duration_ms)],
+    ...liveRows(job),
     ["Webhook", job.webhook ? `${job.webhook.status} after ${job.webhook.attempts} attempt(s)${job.webhook.last_error ? ` — ${job.webhook.last_error}` : ""}` : "none"],
   ];
   const actions = [];
   if (job.download_url) actions.push(el("a", { class: "button primary", href: job.download_url, download: "" }, "Download"));
   if (["Failed", "Warning"].includes(job.status)) actions.push(el("button", { type: "button", onclick: () => act(() => api(`/jobs/${id}/retry`, { method: "POST" })) }, "Retry"));
+  // A live recording: stop keeps what was recorded; cancel keeps nothing.
+  if (job.status === "Processing" && job.step === "Recording") actions.push(el("button", { type: "button", class: "primary", onclick: () => act(() => api(`/jobs/${id}/stop`, { method: "POST" })) }, "Stop recording"));
   if (["Pending", "Processing"].includes(job.status)) actions.push(el("button", { type: "button", class: "danger", onclick: () => act(() => api(`/jobs/${id}`, { method: "DELETE" })) }, "Cancel"));
   panel.replaceChildren(
     el("div", { class: "panel-head" }, el("h2", {}, `Job ${id}`), el("button", { type: "button", class: "ghost", onclick: closeJob }, "Close")),
@@ -303,6 +306,16 @@ async function openJob(id, focus) {
     el("div", { class: "actions" }, actions));
   panel.hidden = false;
   if (focus) panel.focus();
+}
+
+// A live job: how long it has been recording (elapsed since it started) and what it holds.
+function liveRows(job) {
+  if (!job.live && job.step !== "Recording") return [];
+  const elapsed = job.status === "Processing" && job.started_at ? seconds(Date.now() - job.started_at) : "–";
+  return [
+    ["Live", job.status === "Processing" ? `recording for ${elapsed}` : (job.recording_stopped_by ? `stopped by ${job.recording_stopped_by}` : "recorded")],
+    ["Recorded", `${job.recorded_seconds == null ? "–" : `${job.recorded_seconds.toFixed(1)} s`} · ${job.recorded_bytes ? bytes(job.recorded_bytes) : "–"}`],
+  ];
 }
 
 function closeJob() { state.openJob = null; $("#job-detail").hidden = true; }
