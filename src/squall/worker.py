@@ -20,6 +20,7 @@ from types import FrameType
 from squall.billing.reporter import MeterReporter
 from squall.clock import SYSTEM, Clock
 from squall.db import Database
+from squall.db.outage import is_outage, until_database_back
 from squall.db.presence import InUse
 from squall.errors import JobFailure, SquallError
 from squall.intake import idempotency
@@ -47,6 +48,9 @@ CANCEL_CHECK_SECONDS = 1.0
 Pipeline = Callable[[JobSpec, Path, Storage, PipelineEvents], PipelineResult]
 # Housekeeping: stored Idempotency-Key answers older than a day, outputs past retention.
 PRUNE_EVERY_SECONDS = 600.0
+# How long a finished job's result waits through a database outage before it is given up (the
+# job is then retried once its lease has run out).
+OUTAGE_PATIENCE_S = 600.0
 
 
 class JobRun:
@@ -91,8 +95,8 @@ class JobRun:
                 else:
                     with self.worker.db.read() as session:
                         alive = queue.still_owned(session, self.job)
-            except Exception:  # a database blip: the lease has slack, try again next beat
-                log.warning("heartbeat failed", job_id=self.job.id, exc_info=True)
+            except Exception as error:  # a database blip: the lease has slack, try again next beat
+                log.warning("heartbeat failed", job_id=self.job.id, exc_info=not is_outage(error))
                 continue
             if not alive:
                 log.warning("lease lost", job_id=self.job.id, attempt=self.job.attempt)
@@ -168,8 +172,11 @@ class Worker:
                 self.reap_if_due()
                 if not self.run_once():
                     self.stopping.wait(self.settings.poll_seconds)
-            except Exception:
-                log.exception("worker loop error; backing off")
+            except Exception as error:
+                if is_outage(error):  # restarting or unreachable: no traceback, just wait
+                    log.warning("database unavailable; backing off", error=str(error).splitlines()[0])
+                else:
+                    log.exception("worker loop error; backing off")
                 self.stopping.wait(self.settings.poll_seconds * 4)
 
     def reap_if_due(self) -> None:
@@ -232,8 +239,14 @@ class Worker:
             spec = pipeline_spec(job, self.run_limits, self.key_cookies(job.key_id))
             result = self.pipeline(spec, workdir, self.storage, run)
             link = self.webhook_download_url(job, result.output_key)
-            with self.db.write() as session:
-                ok = jobs.complete_job(session, job, result, now=self.clock.now_ms(), download_url=link)
+
+            def complete() -> bool:
+                with self.db.write() as session:
+                    return jobs.complete_job(session, job, result, now=self.clock.now_ms(), download_url=link)
+
+            # A database outage does not cost the run: the result waits for it (fenced as ever).
+            ok = until_database_back(complete, stopping=self.stopping, give_up_after_s=OUTAGE_PATIENCE_S,
+                                     what="job completion")  # fmt: skip
             if not ok:
                 self.discard_if_ended(job, result.stored_keys)
             log.info(
@@ -285,8 +298,14 @@ class Worker:
         delay = self.retry_policy.delay_ms(job.attempt, max_attempts=job.max_attempts)
         if failure.retryable and delay is not None:
             retry_at = self.clock.now_ms() + delay
-        with self.db.write() as session:
-            jobs.fail_job(session, job, failure, now=self.clock.now_ms(), retry_at=retry_at)
+
+        def fail() -> None:
+            with self.db.write() as session:
+                jobs.fail_job(session, job, failure, now=self.clock.now_ms(), retry_at=retry_at)
+
+        until_database_back(
+            fail, stopping=self.stopping, give_up_after_s=OUTAGE_PATIENCE_S, what="job failure"
+        )
         log.info("job failed", job_id=job.id, error=failure.message, retry_at=retry_at)
 
     def stop(self, *_: object) -> None:
