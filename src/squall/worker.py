@@ -17,9 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from sqlalchemy.orm import Session
+
 from squall.billing.reporter import MeterReporter
 from squall.clock import SYSTEM, Clock
 from squall.db import Database
+from squall.db.dbtime import database_now_ms
 from squall.db.outage import is_outage, until_database_back
 from squall.db.presence import InUse
 from squall.errors import JobFailure, SquallError
@@ -88,9 +91,8 @@ class JobRun:
             try:
                 if time.monotonic() - last_beat >= settings.heartbeat_seconds:
                     with self.worker.db.write() as session:
-                        alive = queue.heartbeat(
-                            session, self.job, now=self.worker.clock.now_ms(), lease_ms=self.worker.lease_ms
-                        )
+                        now = self.worker.lease_now(session)
+                        alive = queue.heartbeat(session, self.job, now=now, lease_ms=self.worker.lease_ms)
                     last_beat = time.monotonic()
                 else:
                     with self.worker.db.read() as session:
@@ -113,8 +115,15 @@ class Worker:
         *,
         clock: Clock = SYSTEM,
         pipeline: Pipeline = run_pipeline,
+        leases_on_database_time: bool | None = None,
     ) -> None:
+        """``leases_on_database_time``: leases (claim, heartbeat, reaper, requeue) read the
+        database's clock, which all hosts share; the default, unless a test passes a clock of
+        its own to move time with."""
         self.settings = settings
+        self.leases_on_database_time = (
+            clock is SYSTEM if leases_on_database_time is None else leases_on_database_time
+        )
         self.db = wire(db or Database(settings.resolved_database_url))
         self.storage = storage or make_storage(settings)
         self.clock = clock
@@ -210,16 +219,20 @@ class Worker:
             log.info("outputs past retention deleted", count=deleted)
         return deleted
 
+    def lease_now(self, session: Session) -> int:
+        """Now, for leases: the database's clock (a host's own may be minutes off), read in the
+        lease's own transaction; or the test's clock."""
+        return database_now_ms(session) if self.leases_on_database_time else self.clock.now_ms()
+
     def reap(self) -> int:
         with self.db.write() as session:
-            return jobs.reap_expired(session, now=self.clock.now_ms())
+            return jobs.reap_expired(session, now=self.lease_now(session))
 
     def run_once(self) -> bool:
         """Claim and run one job; False when the queue had nothing ready."""
         with self.db.write() as session:
-            job = queue.claim(
-                session, worker_id=self.worker_id, now=self.clock.now_ms(), lease_ms=self.lease_ms
-            )
+            now = self.lease_now(session)
+            job = queue.claim(session, worker_id=self.worker_id, now=now, lease_ms=self.lease_ms)
         if job is None:
             return False
         self.process(job)
@@ -257,7 +270,7 @@ class Worker:
         except Cancelled:
             if not run.lost.is_set():  # shutting down: hand the job back now, not after the lease
                 with self.db.write() as session:
-                    queue.requeue(session, job.id, job.key_id, job.attempt, run_after=self.clock.now_ms())
+                    queue.requeue(session, job.id, job.key_id, job.attempt, run_after=self.lease_now(session))
             log.info("job stopped", job_id=job.id, lease_lost=run.lost.is_set())
         except JobFailure as failure:
             self.record_failure(job, failure)
@@ -294,16 +307,18 @@ class Worker:
                 self.storage.delete(key)
 
     def record_failure(self, job: ClaimedJob, failure: JobFailure) -> None:
-        retry_at = None
         delay = self.retry_policy.delay_ms(job.attempt, max_attempts=job.max_attempts)
-        if failure.retryable and delay is not None:
-            retry_at = self.clock.now_ms() + delay
 
-        def fail() -> None:
+        def fail() -> int | None:
             with self.db.write() as session:
+                # run_after is compared with the claimers' now: the database's clock
+                retry_at = (
+                    self.lease_now(session) + delay if failure.retryable and delay is not None else None
+                )
                 jobs.fail_job(session, job, failure, now=self.clock.now_ms(), retry_at=retry_at)
+                return retry_at
 
-        until_database_back(
+        retry_at = until_database_back(
             fail, stopping=self.stopping, give_up_after_s=OUTAGE_PATIENCE_S, what="job failure"
         )
         log.info("job failed", job_id=job.id, error=failure.message, retry_at=retry_at)
