@@ -25,6 +25,7 @@ from squall.db import Database
 from squall.db.dbtime import database_now_ms
 from squall.db.outage import is_outage, until_database_back
 from squall.db.presence import InUse
+from squall.db.wakeup import Wakeup
 from squall.errors import JobFailure, SquallError
 from squall.intake import idempotency
 from squall.jobs import queries as job_queries
@@ -138,6 +139,7 @@ class Worker:
         self._last_reap = 0.0
         self._last_prune = 0.0
         self.parent_pid: int | None = None
+        self.wakeup = Wakeup(self.db.url)
         self.webhooks = WebhookSender(self.db, settings, owner=self.worker_id, clock=clock)
 
     # -- loop -------------------------------------------------------------------------
@@ -155,6 +157,7 @@ class Worker:
             # slow receiver never holds up a stop.
             args = (self.stopping, settings.webhook_concurrency)
             threading.Thread(target=self.webhooks.run, args=args, name="webhooks", daemon=True).start()
+        self.wakeup.start()
         for thread in threads:
             thread.start()
         log.info("worker started", worker_id=self.worker_id, concurrency=concurrency,
@@ -179,8 +182,8 @@ class Worker:
                 break
             try:
                 self.reap_if_due()
-                if not self.run_once():
-                    self.stopping.wait(self.settings.poll_seconds)
+                if not self.run_once():  # idle: until a job is queued (the wake-up), or the poll
+                    self.wakeup.wait(self.settings.poll_seconds)
             except Exception as error:
                 if is_outage(error):  # restarting or unreachable: no traceback, just wait
                     log.warning("database unavailable; backing off", error=str(error).splitlines()[0])
@@ -325,6 +328,7 @@ class Worker:
 
     def stop(self, *_: object) -> None:
         self.stopping.set()
+        self.wakeup.close()
 
 
 def sweep_work_dir(work_dir: Path, older_than_seconds: float) -> None:

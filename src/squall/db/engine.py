@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from squall.db.outage import POOL_TIMEOUT_S, POSTGRES_CONNECT_ARGS
+from squall.db.wakeup import WAKE_AFTER_COMMIT, ping_sqlite_workers
 from squall.events import EventBus
 
 
@@ -131,9 +132,13 @@ class Database:
     def write(self) -> Iterator[Session]:
         """A write transaction, committed when the block ends without an error, after the
         subscribers of the domain events recorded in it have run (in it)."""
-        with self._write_lock, self._writer() as session, session.begin():
-            yield session
-            self.events.dispatch(session)
+        with self._write_lock, self._writer() as session:
+            with session.begin():
+                yield session
+                self.events.dispatch(session)
+            wake = session.info.pop(WAKE_AFTER_COMMIT, False)
+        if wake:  # committed: SQLite's idle workers may claim now (PostgreSQL used NOTIFY)
+            ping_sqlite_workers(self.url)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

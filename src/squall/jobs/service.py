@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from squall.clock import hour_of
+from squall.db import wakeup
 from squall.db.base import new_id, table_of
 from squall.errors import InvalidInput, JobFailure, NotFound
 from squall.events import record
@@ -105,6 +106,8 @@ def create_jobs(
                       events=[Usage(ledger.JOBS_CREATED, 1)], dedupe_prefix=job_id)  # fmt: skip
     if not counters.try_admit_jobs(session, key.id, len(ids), sum(reservations)):
         _admit_with_what_is_left(session, key.id, ids, known, admission.reservation_bytes)
+    if not held:
+        wakeup.jobs_queued(session)  # idle workers claim it the moment this commits
     return ids
 
 
