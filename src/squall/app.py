@@ -26,6 +26,7 @@ from squall.billing.periods import BillingFields
 from squall.billing.routes import router as billing_router
 from squall.clock import SYSTEM, Clock
 from squall.db import Database
+from squall.db.outage import API_STATEMENT_TIMEOUT_MS
 from squall.delivery.cache import DeliveryCache
 from squall.delivery.routes import router as delivery_router
 from squall.doctor import verbose_health
@@ -76,7 +77,9 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.db = wire(db or Database(settings.resolved_database_url))
+    app.state.db = wire(
+        db or Database(settings.resolved_database_url, statement_timeout_ms=API_STATEMENT_TIMEOUT_MS)
+    )
     app.state.storage = storage or make_storage(settings)
     app.state.clock = clock
     app.state.key_cache = KeyCache(settings.auth_cache_seconds)
@@ -91,7 +94,8 @@ def create_app(
     registry.register(QueueCollector(app.state.db, app.state.rate_limiter))
     install_error_handlers(app)
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness; ?verbose=1 with the operator token: squall doctor")
+    @app.get("/healthz", tags=["ops"], summary="Liveness; ?verbose=1 with the operator token: squall doctor",
+             responses={400: ERROR_RESPONSES[400], 401: ERROR_RESPONSES[401]})  # fmt: skip
     async def healthz(request: Request, verbose: bool = False) -> dict[str, Any]:
         if verbose:  # the operator's view of versions and health (squall/doctor.py)
             return await verbose_health(request)

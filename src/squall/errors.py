@@ -102,6 +102,15 @@ class BillingUnavailable(Unavailable):
     """Stripe failed or could not be reached."""
 
 
+class DatabaseUnavailable(SquallError):
+    """The database cannot be reached right now (restarting, unreachable): try again later.
+    ``retry_after_s`` is how long a client should wait (the 503's Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class TimedOut(SquallError):
     """Work done for a request (reading a URL's metadata, say) took longer than allowed."""
 

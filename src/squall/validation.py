@@ -7,6 +7,7 @@ from difflib import get_close_matches
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic.config import JsonDict
 
 from squall.errors import InvalidInput
 
@@ -58,3 +59,8 @@ def validated(model: type[M], data: dict[str, Any], *, where: str = "") -> M:
     except ValidationError as exc:
         message = describe_validation_error(exc.errors())
         raise InvalidInput(f"{where}: {message}" if where else message) from None
+
+
+# What the OpenAPI document states about a source URL field (the checks themselves run in the
+# URL guard): not empty, http(s). Stated so that generated "valid" requests are valid.
+URL_FIELD_SCHEMA: JsonDict = {"minLength": 1, "pattern": r"^\s*[hH][tT][tT][pP][sS]?://"}

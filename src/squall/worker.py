@@ -18,10 +18,15 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
+from sqlalchemy.orm import Session
+
 from squall.billing.reporter import MeterReporter
 from squall.clock import DAY_MS, SYSTEM, Clock
 from squall.db import Database
+from squall.db.dbtime import database_now_ms
+from squall.db.outage import is_outage, until_database_back
 from squall.db.presence import InUse
+from squall.db.wakeup import Wakeup
 from squall.errors import JobFailure, SquallError
 from squall.intake import idempotency
 from squall.jobs import live as live_jobs
@@ -51,6 +56,9 @@ CANCEL_CHECK_SECONDS = 1.0
 Pipeline = Callable[[JobSpec, Path, Storage, PipelineEvents], PipelineResult]
 # Housekeeping: stored Idempotency-Key answers older than a day, outputs past retention.
 PRUNE_EVERY_SECONDS = 600.0
+# How long a finished job's result waits through a database outage before it is given up (the
+# job is then retried once its lease has run out).
+OUTAGE_PATIENCE_S = 600.0
 
 
 class RecordingPace:
@@ -123,9 +131,8 @@ class JobRun:
             try:
                 if time.monotonic() - last_beat >= settings.heartbeat_seconds:
                     with self.worker.db.write() as session:
-                        alive = queue.heartbeat(
-                            session, self.job, now=self.worker.clock.now_ms(), lease_ms=self.worker.lease_ms
-                        )
+                        now = self.worker.lease_now(session)
+                        alive = queue.heartbeat(session, self.job, now=now, lease_ms=self.worker.lease_ms)
                     last_beat = time.monotonic()
                 else:
                     with self.worker.db.read() as session:
@@ -134,8 +141,8 @@ class JobRun:
                     with self.worker.db.read() as session:  # POST /jobs/{id}/stop
                         if live_jobs.stop_requested(session, self.job):
                             self.stop.set()
-            except Exception:  # a database blip: the lease has slack, try again next beat
-                log.warning("heartbeat failed", job_id=self.job.id, exc_info=True)
+            except Exception as error:  # a database blip: the lease has slack, try again next beat
+                log.warning("heartbeat failed", job_id=self.job.id, exc_info=not is_outage(error))
                 continue
             if not alive and done.is_set():  # the job ended (its lease with it) as this check ran
                 return
@@ -154,8 +161,15 @@ class Worker:
         *,
         clock: Clock = SYSTEM,
         pipeline: Pipeline = run_pipeline,
+        leases_on_database_time: bool | None = None,
     ) -> None:
+        """``leases_on_database_time``: leases (claim, heartbeat, reaper, requeue) read the
+        database's clock, which all hosts share; the default, unless a test passes a clock of
+        its own to move time with."""
         self.settings = settings
+        self.leases_on_database_time = (
+            clock is SYSTEM if leases_on_database_time is None else leases_on_database_time
+        )
         self.db = wire(db or Database(settings.resolved_database_url))
         self.storage = storage or make_storage(settings)
         self.clock = clock
@@ -177,6 +191,7 @@ class Worker:
         self.concurrency = 1
         self._last_prune = 0.0
         self.parent_pid: int | None = None
+        self.wakeup = Wakeup(self.db.url)
         self.webhooks = WebhookSender(self.db, settings, owner=self.worker_id, clock=clock)
 
     # -- loop -------------------------------------------------------------------------
@@ -195,6 +210,7 @@ class Worker:
             # slow receiver never holds up a stop.
             args = (self.stopping, settings.webhook_concurrency)
             threading.Thread(target=self.webhooks.run, args=args, name="webhooks", daemon=True).start()
+        self.wakeup.start()
         for thread in threads:
             thread.start()
         log.info("worker started", worker_id=self.worker_id, concurrency=concurrency,
@@ -220,10 +236,13 @@ class Worker:
             try:
                 self.beat_if_due()
                 self.reap_if_due()
-                if not self.run_once():
-                    self.stopping.wait(self.settings.poll_seconds)
-            except Exception:
-                log.exception("worker loop error; backing off")
+                if not self.run_once():  # idle: until a job is queued (the wake-up), or the poll
+                    self.wakeup.wait(self.settings.poll_seconds)
+            except Exception as error:
+                if is_outage(error):  # restarting or unreachable: no traceback, just wait
+                    log.warning("database unavailable; backing off", error=str(error).splitlines()[0])
+                else:
+                    log.exception("worker loop error; backing off")
                 self.stopping.wait(self.settings.poll_seconds * 4)
 
     def beat_if_due(self) -> None:
@@ -270,16 +289,20 @@ class Worker:
             log.info("outputs past retention deleted", count=deleted)
         return deleted
 
+    def lease_now(self, session: Session) -> int:
+        """Now, for leases: the database's clock (a host's own may be minutes off), read in the
+        lease's own transaction; or the test's clock."""
+        return database_now_ms(session) if self.leases_on_database_time else self.clock.now_ms()
+
     def reap(self) -> int:
         with self.db.write() as session:
-            return jobs.reap_expired(session, now=self.clock.now_ms())
+            return jobs.reap_expired(session, now=self.lease_now(session))
 
     def run_once(self) -> bool:
         """Claim and run one job; False when the queue had nothing ready."""
         with self.db.write() as session:
-            job = queue.claim(
-                session, worker_id=self.worker_id, now=self.clock.now_ms(), lease_ms=self.lease_ms
-            )
+            now = self.lease_now(session)
+            job = queue.claim(session, worker_id=self.worker_id, now=now, lease_ms=self.lease_ms)
         if job is None:
             return False
         self.process(job)
@@ -300,8 +323,14 @@ class Worker:
             storage, spec = self.job_storage(job, spec)
             result = self.pipeline(spec, workdir, storage, run)
             link = self.webhook_download_url(job, result.output_key)
-            with self.db.write() as session:
-                ok = jobs.complete_job(session, job, result, now=self.clock.now_ms(), download_url=link)
+
+            def complete() -> bool:
+                with self.db.write() as session:
+                    return jobs.complete_job(session, job, result, now=self.clock.now_ms(), download_url=link)
+
+            # A database outage does not cost the run: the result waits for it (fenced as ever).
+            ok = until_database_back(complete, stopping=self.stopping, give_up_after_s=OUTAGE_PATIENCE_S,
+                                     what="job completion")  # fmt: skip
             if not ok:
                 self.discard_if_ended(job, result.stored_keys, storage)
             log.info(
@@ -312,7 +341,7 @@ class Worker:
         except Cancelled:
             if not run.lost.is_set():  # shutting down: hand the job back now, not after the lease
                 with self.db.write() as session:
-                    queue.requeue(session, job.id, job.key_id, job.attempt, run_after=self.clock.now_ms())
+                    queue.requeue(session, job.id, job.key_id, job.attempt, run_after=self.lease_now(session))
             log.info("job stopped", job_id=job.id, lease_lost=run.lost.is_set())
         except JobFailure as failure:
             self.record_failure(job, failure)
@@ -363,16 +392,25 @@ class Worker:
                 storage.delete(key)
 
     def record_failure(self, job: ClaimedJob, failure: JobFailure) -> None:
-        retry_at = None
         delay = self.retry_policy.delay_ms(job.attempt, max_attempts=job.max_attempts)
-        if failure.retryable and delay is not None:
-            retry_at = self.clock.now_ms() + delay
-        with self.db.write() as session:
-            jobs.fail_job(session, job, failure, now=self.clock.now_ms(), retry_at=retry_at)
+
+        def fail() -> int | None:
+            with self.db.write() as session:
+                # run_after is compared with the claimers' now: the database's clock
+                retry_at = (
+                    self.lease_now(session) + delay if failure.retryable and delay is not None else None
+                )
+                jobs.fail_job(session, job, failure, now=self.clock.now_ms(), retry_at=retry_at)
+                return retry_at
+
+        retry_at = until_database_back(
+            fail, stopping=self.stopping, give_up_after_s=OUTAGE_PATIENCE_S, what="job failure"
+        )
         log.info("job failed", job_id=job.id, error=failure.message, retry_at=retry_at)
 
     def stop(self, *_: object) -> None:
         self.stopping.set()
+        self.wakeup.close()
 
 
 def sweep_work_dir(work_dir: Path, older_than_seconds: float) -> None:

@@ -110,6 +110,9 @@ StorageDep = Annotated[Storage, Depends(storage_dep)]
 ClockDep = Annotated[Clock, Depends(clock_dep)]
 
 
+# The largest integer a query may carry: what the databases store (BIGINT), stated in the schema.
+MAX_INT64 = 2**63 - 1
+
 # Paging of every list (GET /jobs, the dashboard's lists): ``limit: Limit = 20, offset: Offset = 0``.
 Limit = Annotated[int, Query(ge=1, le=100, description="At most 100.")]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT64)]

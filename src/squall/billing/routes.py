@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from squall.api.deps import WriteTx, get_app_settings
 from squall.api.routing import TransactionalRoute
 from squall.billing.periods import mark_changed
-from squall.errors import InvalidInput
+from squall.errors import InvalidInput, NotFound
 
 router = APIRouter(tags=["billing"], route_class=TransactionalRoute)
 
@@ -23,7 +23,7 @@ router = APIRouter(tags=["billing"], route_class=TransactionalRoute)
 async def stripe_webhook(request: Request, tx: WriteTx) -> dict[str, Any]:
     secret = get_app_settings(request).stripe_webhook_secret
     if not secret:
-        raise InvalidInput("Stripe webhooks are not configured on this server")
+        raise NotFound("Stripe webhooks are not configured on this server")
     payload = await request.body()
     try:
         event = stripe.Webhook.construct_event(payload, request.headers.get("stripe-signature"), secret)

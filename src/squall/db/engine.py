@@ -21,6 +21,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from squall.db.outage import POOL_TIMEOUT_S, POSTGRES_CONNECT_ARGS
+from squall.db.wakeup import WAKE_AFTER_COMMIT, ping_sqlite_workers
 from squall.events import EventBus
 
 
@@ -91,7 +93,11 @@ class SqliteWriteLock:
 class Database:
     """One database: the source of truth and the queue."""
 
-    def __init__(self, url: str, events: EventBus | None = None) -> None:
+    def __init__(
+        self, url: str, events: EventBus | None = None, *, statement_timeout_ms: int | None = None
+    ) -> None:
+        """``statement_timeout_ms``: PostgreSQL cancels any statement running longer (the API's
+        requests); None leaves the server's setting (long copies, migrations)."""
         self.url = url
         # The subscribers that hear this database's write transactions' domain events.
         self.events = events or EventBus()
@@ -102,7 +108,15 @@ class Database:
             self.write_engine = _sqlite_engine(url, "BEGIN IMMEDIATE")
             self.read_engine = _sqlite_engine(url, "BEGIN")
         else:
-            self.write_engine = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+            # Bounded waits when the server is down or silent (squall/db/outage.py); a URL's own
+            # query parameters (?connect_timeout=…) win over these.
+            connect_args = {k: v for k, v in POSTGRES_CONNECT_ARGS.items() if k not in parsed.query}
+            if statement_timeout_ms and "options" not in parsed.query:
+                connect_args["options"] = f"-c statement_timeout={statement_timeout_ms}"
+            self.write_engine = create_engine(
+                url, pool_size=20, max_overflow=20, pool_pre_ping=True, pool_timeout=POOL_TIMEOUT_S,
+                connect_args=connect_args,
+            )  # fmt: skip
             self.read_engine = self.write_engine
         self._write_lock: AbstractContextManager[object] = nullcontext()
         if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
@@ -118,9 +132,13 @@ class Database:
     def write(self) -> Iterator[Session]:
         """A write transaction, committed when the block ends without an error, after the
         subscribers of the domain events recorded in it have run (in it)."""
-        with self._write_lock, self._writer() as session, session.begin():
-            yield session
-            self.events.dispatch(session)
+        with self._write_lock, self._writer() as session:
+            with session.begin():
+                yield session
+                self.events.dispatch(session)
+            wake = session.info.pop(WAKE_AFTER_COMMIT, False)
+        if wake:  # committed: SQLite's idle workers may claim now (PostgreSQL used NOTIFY)
+            ping_sqlite_workers(self.url)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

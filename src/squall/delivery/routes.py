@@ -12,10 +12,10 @@ import uuid
 from email.utils import formatdate
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 
-from squall.api.deps import ClockDep, DatabaseDep, ReadTx, SettingsDep
+from squall.api.deps import MAX_INT64, ClockDep, DatabaseDep, ReadTx, SettingsDep
 from squall.api.routing import TransactionalRoute
 from squall.clock import Clock
 from squall.db import Database
@@ -45,7 +45,7 @@ CacheDep = Annotated[DeliveryCache, Depends(delivery_cache_dep)]
 def get_file(
     job_id: str,
     name: str,
-    expires: int,
+    expires: Annotated[int, Query(ge=0, le=MAX_INT64)],
     sig: str,
     request: Request,
     tx: ReadTx,

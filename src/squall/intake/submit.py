@@ -26,7 +26,7 @@ from squall.pipeline.metadata import fetch_entries, looks_like_playlist
 from squall.pipeline.urlguard import UrlPolicy, check_url, url_policy
 from squall.pipeline.ytdlp_config import downloader_config
 from squall.settings import Settings
-from squall.validation import validated
+from squall.validation import URL_FIELD_SCHEMA, validated
 
 MAX_BULK_JOBS = 100
 PLAYLIST_TIMEOUT_SECONDS = 120.0
@@ -36,7 +36,11 @@ NOT_A_FEED = "paused applies to feeds and playlists; this URL is a single video"
 class BulkItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=4096, description="The media, feed or page URL of this item.")
+    url: str = Field(
+        max_length=4096,
+        description="The media, feed or page URL of this item.",
+        json_schema_extra=URL_FIELD_SCHEMA,
+    )
     filename: str | None = Field(default=None, description="The stored name (default: the source's title).")
 
 
@@ -61,7 +65,8 @@ class BulkRequest(BaseModel):
     )
 
     jobs: list[BulkItem] = Field(
-        description=f"1 to {MAX_BULK_JOBS} items: each `url` and an optional `filename`."
+        description=f"1 to {MAX_BULK_JOBS} items: each `url` and an optional `filename`.",
+        json_schema_extra={"minItems": 1, "maxItems": MAX_BULK_JOBS},  # checked by the intake, stated here
     )
 
 

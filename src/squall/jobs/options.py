@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from squall.keys.service import RESOLUTIONS as KEY_RESOLUTIONS
-from squall.validation import unknown_field_message
+from squall.validation import URL_FIELD_SCHEMA, unknown_field_message
 
 VIDEO_FORMATS = ("mp4", "mkv", "webm", "mov")
 AUDIO_FORMATS = ("m4a", "mp3", "ogg", "opus")
@@ -70,7 +70,7 @@ class JobOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    url: str = Field(max_length=4096)
+    url: str = Field(max_length=4096, json_schema_extra=URL_FIELD_SCHEMA)
     format: str | None = None
     video_codec: str = "copy"
     audio_codec: str = "copy"

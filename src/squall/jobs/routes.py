@@ -13,6 +13,7 @@ from squall.api.deps import ClockDep, Limit, Offset, ReadTx, SettingsDep, WriteT
 from squall.api.routing import TransactionalRoute
 from squall.clock import DAY_MS
 from squall.jobs import live, queries, service
+from squall.jobs.queries import STATUS_FILTERS
 from squall.jobs.service import Admission
 from squall.jobs.views import job_detail, job_links, job_page
 from squall.keys.auth import CurrentKey
@@ -23,6 +24,7 @@ from squall.pipeline.metadata import fetch_metadata
 from squall.pipeline.urlguard import check_url, url_policy
 from squall.pipeline.ytdlp_config import downloader_config
 from squall.settings import Settings
+from squall.validation import URL_FIELD_SCHEMA
 
 # Routes return plain dicts with ``response_model=None``: FastAPI would otherwise re-validate
 # every response against ``dict[str, Any]`` in the thread pool, for nothing.
@@ -41,9 +43,17 @@ def admission(settings: Settings) -> Admission:
     return Admission(settings.default_reservation_bytes, settings.max_attempts)
 
 
+# Either spelling: "completed", or "Completed" as the API writes it.
+StatusFilter = Annotated[
+    str | None,
+    Query(description="Only jobs in this status.", json_schema_extra={
+        "enum": sorted(STATUS_FILTERS | {status.capitalize() for status in STATUS_FILTERS})}),
+]  # fmt: skip
+
+
 @router.get("/jobs", response_model=None, summary="List jobs, newest first")
 def list_jobs(
-    key: CurrentKey, tx: ReadTx, limit: Limit = 20, offset: Offset = 0, status: str | None = None
+    key: CurrentKey, tx: ReadTx, limit: Limit = 20, offset: Offset = 0, status: StatusFilter = None
 ) -> dict[str, Any]:
     jobs, total, _ = queries.list_jobs(tx.session, key.id, status=status, limit=limit, offset=offset)
     return job_page(jobs, total=total, limit=limit, offset=offset)  # total ignores the filter
@@ -63,7 +73,7 @@ def get_job(
 
 class MetadataRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(max_length=4096)
+    url: str = Field(max_length=4096, json_schema_extra=URL_FIELD_SCHEMA)
 
 
 @router.post("/metadata", response_model=None, summary="What is known about a URL, without downloading it")
@@ -124,7 +134,7 @@ def dashboard_jobs(
     tx: ReadTx,
     limit: Limit = 50,
     offset: Offset = 0,
-    status: str | None = None,
+    status: StatusFilter = None,
     q: Annotated[str | None, Query(max_length=200, description="Part of the URL or stored name.")] = None,
 ) -> dict[str, Any]:
     rows, _, matching = queries.list_jobs(

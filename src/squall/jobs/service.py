@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from squall.clock import hour_of
+from squall.db import wakeup
 from squall.db.base import new_id, table_of
 from squall.errors import InvalidInput, JobFailure, NotFound
 from squall.events import record
@@ -115,6 +116,8 @@ def create_jobs(
         _admit_with_what_is_left(session, key.id, ids, known, admission.reservation_bytes)
     record(session, JobsAdmitted(key.id, len(ids), at=now, quota_limited=key.key_type == "trial",
                                  webhook_url=items[0].webhook_url if items else None))  # fmt: skip
+    if not held:
+        wakeup.jobs_queued(session)  # idle workers claim it the moment this commits
     return ids
 
 

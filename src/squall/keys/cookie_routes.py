@@ -31,7 +31,7 @@ CookieText = Annotated[str, Depends(_cookie_text)]
 
 
 @router.post("/user/cookies", response_model=None, summary="Set this key's cookies (Netscape cookie file body)",
-             openapi_extra={"requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}}})  # fmt: skip
+             openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string", "minLength": 1}}}}})  # fmt: skip
 def set_cookies(
     text: CookieText, key: CurrentKey, tx: WriteTx, settings: SettingsDep, clock: ClockDep
 ) -> dict[str, Any]:

@@ -43,8 +43,12 @@ def dashboard_daily(key: CurrentKey, tx: ReadTx, clock: ClockDep) -> dict[str, A
     return service.daily_stats(tx.session, key.id, now=clock.now_ms())
 
 
-StartDate = Annotated[str | None, Query(alias="startDate", description="First day, ISO 8601 (inclusive).")]
-EndDate = Annotated[str | None, Query(alias="endDate", description="Last day, ISO 8601 (inclusive).")]
+# Both are needed (a 400 names the missing one); a day from 1970 to 2999, or a full timestamp.
+_DAY = {"minLength": 10, "pattern": r"^\s*(19[7-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}", "format": "date"}
+StartDate = Annotated[str | None, Query(alias="startDate", description="First day, ISO 8601 (inclusive).",
+                                        json_schema_extra=_DAY)]  # fmt: skip
+EndDate = Annotated[str | None, Query(alias="endDate", description="Last day, ISO 8601 (inclusive).",
+                                      json_schema_extra=_DAY)]  # fmt: skip
 
 
 def _json(records: list[dict[str, Any]]) -> Response:

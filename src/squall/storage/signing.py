@@ -24,4 +24,5 @@ def signed_url(public_url: str, job_id: str, name: str, *, secret: str, now_s: i
 def verify(job_id: str, name: str, expires: int, sig: str, *, secret: str, now_s: int) -> bool:
     if expires < now_s:
         return False
-    return hmac.compare_digest(signature(job_id, name, expires, secret), sig)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a forged link may have them).
+    return hmac.compare_digest(signature(job_id, name, expires, secret).encode(), sig.encode())

@@ -1,0 +1,106 @@
+"""A database outage, on a throwaway PostgreSQL cluster this test stops and starts: the API
+answers 503 with ``Retry-After`` and ``{"error": …}`` while it is down (no 500, no hang), and
+works again by itself once it is back; a worker whose job finished during the outage keeps the
+result and writes it when the database returns (fenced as usual), and the books agree.
+
+Runs in the PostgreSQL pass only (it makes its own cluster either way; one pass is enough)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from squall.app import create_app
+from squall.audit.usage import verify
+from squall.db import Database
+from squall.db.migrate import upgrade
+from squall.jobs.models import Job
+from squall.pipeline.run import store
+from squall.pipeline.spec import JobSpec, PipelineEvents, PipelineResult
+from squall.settings import Settings
+from squall.storage.base import Storage
+from squall.storage.memory import MemoryStorage
+from squall.subscriptions import wire
+from squall.worker import Worker
+from tests.support.helpers import TEST_SECRET, KeyFactory
+from tests.support.pgcluster import ThrowawayPostgres, unavailable_reason
+
+pytestmark = [
+    pytest.mark.skipif(
+        not os.environ.get("SQUALL_TEST_DATABASE_URL"), reason="runs in the PostgreSQL pass only"
+    ),
+    pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason())),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ThrowawayPostgres]:
+    pg = ThrowawayPostgres()
+    try:
+        admin = create_engine(pg.url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("CREATE DATABASE squall"))
+        admin.dispose()
+        upgrade(pg.url("squall"))
+        yield pg
+    finally:
+        pg.close()
+
+
+def test_an_outage_is_a_503_then_everything_resumes(cluster: ThrowawayPostgres, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=cluster.url("squall"), secret_key=TEST_SECRET,
+                        allow_private_urls=True, default_reservation_mb=1, lease_seconds=3,
+                        heartbeat_seconds=0.5, poll_seconds=0.05)  # fmt: skip
+    db = wire(Database(settings.resolved_database_url))
+    storage = MemoryStorage()
+    started, release = threading.Event(), threading.Event()
+
+    def slow_pipeline(
+        spec: JobSpec, workdir: Path, storage: Storage, events: PipelineEvents
+    ) -> PipelineResult:
+        started.set()
+        assert release.wait(60)  # the database goes down meanwhile
+        output = workdir / "out.mp4"
+        output.write_bytes(b"x" * 1000)
+        key = store(storage, output, "video.mp4", spec.job_id)
+        return PipelineResult(output_key=key, file_size=1000, downloaded_bytes=1000, duration_seconds=1.0,
+                              width=640, height=360, title="stand-in")  # fmt: skip
+
+    worker = Worker(settings, db=db, storage=storage, pipeline=slow_pipeline)
+    key, _ = KeyFactory(db)("outage")
+    headers = {"x-api-key": key}
+    with TestClient(create_app(settings, db=db, storage=storage)) as client:
+        job_id = client.post("/jobs", headers=headers, json={"url": "http://127.0.0.1:9/v.mp4"}).json()[
+            "job_id"
+        ]
+        running = threading.Thread(target=worker.run_once)
+        running.start()
+        assert started.wait(30)
+
+        cluster.stop()
+        for answer in (client.get("/jobs", headers=headers),
+                       client.post("/jobs", headers=headers, json={"url": "http://127.0.0.1:9/w.mp4"})):  # fmt: skip
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["retry-after"] == "5"
+            assert "database is unavailable" in answer.json()["error"]
+        release.set()  # the run ends while the database is down: its result must wait
+        running.join(timeout=1.5)
+        assert running.is_alive()  # still holding the result, retrying
+
+        cluster.start()
+        running.join(timeout=60)
+        assert not running.is_alive()
+        listed = client.get("/jobs", headers=headers)  # the first request after the restart
+        assert listed.status_code == 200, listed.text
+        assert client.get(f"/jobs/{job_id}", headers=headers).json()["status"] == "Completed"
+    with db.read() as session:
+        assert session.get(Job, job_id) is not None
+        report = verify(session)
+    assert not report.drift, report.as_dict()
+    db.dispose()
