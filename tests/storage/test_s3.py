@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ import httpx
 import pytest
 from boto3.s3.transfer import TransferConfig
 from fastapi.testclient import TestClient
-from moto.server import ThreadedMotoServer
 
 from squall.app import create_app
 from squall.db import Database
@@ -28,15 +26,10 @@ from tests.support.server import MediaServer
 CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "region": "us-east-1"}
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(name, "testing")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+@pytest.fixture
+def s3_endpoint(moto_endpoint: str) -> str:
+    """The session's S3 server (tests/storage/conftest.py); each test makes its own bucket."""
+    return moto_endpoint
 
 
 @pytest.fixture
