@@ -20,7 +20,7 @@ from squall.admin.routes import router as admin_router
 from squall.alerts.routes import router as alerts_router
 from squall.api.docs import install_docs
 from squall.api.errors import install_error_handlers
-from squall.api.openapi import ERROR_RESPONSES, openapi_without_422
+from squall.api.openapi import ERROR_RESPONSES, ErrorBody, openapi_without_422
 from squall.batches.routes import router as batches_router
 from squall.billing.periods import BillingFields
 from squall.billing.routes import router as billing_router
@@ -104,6 +104,7 @@ def create_app(
     @app.get(
         "/metrics", tags=["ops"], summary="Prometheus metrics (operator token or SQUALL_METRICS_ALLOW)",
         response_class=Response, dependencies=[MetricsReader],
+        responses={401: {"model": ErrorBody, "description": "Neither the operator token nor an allowed address"}},
     )  # fmt: skip
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from squall.api.deps import ClockDep, Limit, Offset, ReadTx, SettingsDep, WriteTx
+from squall.api.openapi import ErrorBody
 from squall.api.routing import TransactionalRoute
 from squall.clock import DAY_MS
 from squall.jobs import live, queries, service
@@ -94,8 +95,9 @@ def cancel_job(job_id: str, key: CurrentKey, tx: WriteTx, clock: ClockDep) -> di
 
 
 @router.post(
-    "/jobs/{job_id}/stop", response_model=None, summary="End a live recording and keep what it recorded"
-)
+    "/jobs/{job_id}/stop", response_model=None, summary="End a live recording and keep what it recorded",
+    responses={409: {"model": ErrorBody, "description": "The job is not recording a live stream"}},
+)  # fmt: skip
 def stop_recording(job_id: str, key: CurrentKey, tx: WriteTx, clock: ClockDep) -> dict[str, Any]:
     job = live.request_stop(tx.session, key.id, job_id, now=clock.now_ms())
     return {"message": "The recording is stopping; what was recorded will be processed and stored",
