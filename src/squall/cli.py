@@ -8,11 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from squall.cli_help import fail
 from squall.clock import now_ms
 from squall.doctor import doctor_command
 from squall.settings import get_settings
@@ -43,12 +43,12 @@ from squall.dbcopy.commands import db_copy, storage_copy  # noqa: E402
 db_app.command("copy")(db_copy)
 storage_app.command("copy")(storage_copy)
 
-admin_app = typer.Typer(help="The operator's credentials.", no_args_is_help=True)
-admin_token_app = typer.Typer(
-    help="Operator tokens (for /admin, /metrics and the operator page).", no_args_is_help=True
-)
-admin_app.add_typer(admin_token_app, name="token")
+# The operator's commands (squall/cli_operator.py): `admin token create`, `status`, `secrets rotate`.
+from squall.cli_operator import admin_app, secrets_app, status  # noqa: E402
+
 app.add_typer(admin_app, name="admin")
+app.add_typer(secrets_app, name="secrets")
+app.command()(status)
 
 
 # Tenancy options of `keys create` and `keys update` (issue 15).
@@ -74,11 +74,6 @@ def _main(
     ] = False,
 ) -> None:
     """Squall: self-hosted media ingest API with exact usage metering."""
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
 
 
 @app.command(
@@ -113,7 +108,7 @@ def serve(
     try:
         listener = claim_port(host, port)  # before anything is created
     except PortTaken as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     settings = get_settings()
     if "public_url" not in settings.model_fields_set:  # links should point at this server
         settings.public_url = base_url(host, port)
@@ -121,7 +116,7 @@ def serve(
     os.environ["SQUALL_PUBLIC_URL"] = settings.public_url
     upgrade(settings.resolved_database_url)
     if problem := claim_for_serving(settings):  # the keys' secret; `db copy` sees this server
-        raise _fail(problem)
+        raise fail(problem)
     if (first := ensure_first_key(settings)) is not None:
         typer.echo(first_key_banner(first, base_url(host, port)))
     # The workers are told this process's pid: one that starts after serve died must not take
@@ -240,7 +235,7 @@ def keys_create(
                 tenancy=TenancyLimits(max_concurrent_jobs, rate_limit_per_minute, alert_webhook_url),
             )
     except SquallError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
     if as_json:
         body = {"api_key": new.api_key, "client_name": new.client_name, "id": new.id}
         typer.echo(json.dumps({**body, "webhook_secret": new.webhook_secret}))
@@ -308,7 +303,7 @@ def keys_revoke(key_id: str) -> None:
         with open_database(get_settings()).write() as session:
             revoke_key(session, key_id)
     except SquallError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
     typer.echo(f"revoked {key_id}")
 
 
@@ -335,7 +330,7 @@ def keys_update(
 
     tenancy = TenancyLimits(max_concurrent_jobs, rate_limit_per_minute, alert_webhook_url)
     if stripe_subscription is None and tenancy == TenancyLimits():
-        raise _fail("nothing to change: give --stripe-subscription or a limit")
+        raise fail("nothing to change: give --stripe-subscription or a limit")
     try:
         with open_database(get_settings()).write() as session:
             if stripe_subscription is not None:
@@ -344,7 +339,7 @@ def keys_update(
             if tenancy != TenancyLimits():
                 update_limits(session, key_id, tenancy)
     except SquallError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
     if stripe_subscription is not None:
         typer.echo(f"key {key_id} is billed through {stripe_subscription}")
     if tenancy != TenancyLimits():
@@ -364,7 +359,7 @@ def keys_rotate_webhook_secret(
         with open_database(get_settings()).write() as session:
             secret = rotate_webhook_secret(session, key_id, now=now_ms())
     except SquallError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
     typer.echo(json.dumps({"id": key_id, "webhook_secret": secret}) if as_json else secret)
 
 
@@ -420,9 +415,9 @@ def billing_reconcile(
 
     settings = get_settings()
     if period not in ("current", "previous"):
-        raise _fail("--period must be current or previous")
+        raise fail("--period must be current or previous")
     if not settings.stripe_api_key:
-        raise _fail("SQUALL_STRIPE_API_KEY is not set")
+        raise fail("SQUALL_STRIPE_API_KEY is not set")
     db = open_database(settings)
     try:
         with db.read() as session:
@@ -431,80 +426,9 @@ def billing_reconcile(
         with db.snapshot() as session:
             balances += add_books(session, pending)
     except BillingUnavailable as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
     typer.echo(json.dumps(balances_json(balances)) if as_json else as_text(balances))
     raise typer.Exit(1 if failed(balances) else 0)
-
-
-@admin_token_app.command("create")
-def admin_token_create(
-    name: Annotated[str, typer.Option(help="Whose token this is.")] = "operator",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Create an operator token and print it once (only its hash is stored)."""
-    from squall.admin.tokens import create_token
-    from squall.bootstrap import open_database
-    from squall.errors import SquallError
-
-    settings = get_settings()
-    try:
-        with open_database(settings).write() as session:
-            new = create_token(session, pepper=settings.resolved_secret_key(), name=name, now=now_ms())
-    except SquallError as exc:
-        raise _fail(exc.message) from None
-    if as_json:
-        typer.echo(json.dumps({"id": new.id, "name": new.name, "token": new.token}))
-    else:
-        typer.echo(f"Operator token {new.id} ({new.name}):\n\n  {new.token}\n\nIt is shown only once. "
-                   "Send it as Authorization: Bearer <token>.")  # fmt: skip
-
-
-@app.command()
-def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """The queue by key and priority, claims, and every worker (GET /admin/queue)."""
-    from rich.console import Console
-
-    from squall.admin.status import render
-    from squall.admin.views import queue_view
-    from squall.bootstrap import open_database
-
-    settings = get_settings()
-    with open_database(settings).read() as session:
-        view = queue_view(session, now=now_ms(), lease_ms=int(settings.lease_seconds * 1000))
-    if as_json:
-        typer.echo(json.dumps(view))
-    else:
-        render(view, Console())
-
-
-# Sealed secrets (cookies, storage credentials) under a new SQUALL_SECRET_KEY.
-secrets_app = typer.Typer(help="Sealed secrets.", no_args_is_help=True)
-app.add_typer(secrets_app, name="secrets")
-
-
-@secrets_app.command("rotate")
-def secrets_rotate(
-    old_secret_file: Annotated[Path, typer.Option(help="A file holding the previous SQUALL_SECRET_KEY.")],
-) -> None:
-    """Re-encrypt every sealed secret (cookies, storage credentials) from the old secret to the
-    current SQUALL_SECRET_KEY, and record the new secret as this database's. API keys and
-    download links made under the old secret stop working (they are hashed/signed with it)."""
-    from squall.bootstrap import open_database
-    from squall.keys.fingerprint import SECRET_FINGERPRINT, secret_fingerprint
-    from squall.keys.models import ServerFact
-    from squall.keys.rotation import reseal_all
-
-    settings = get_settings()
-    old, new = old_secret_file.read_text().strip(), settings.resolved_secret_key()
-    if not old or old == new:
-        raise _fail("the old secret file is empty or holds the current secret")
-    with open_database(settings).write() as session:
-        done = reseal_all(session, old, new)
-        fact = session.get(ServerFact, SECRET_FINGERPRINT)
-        if fact is not None:
-            fact.value = secret_fingerprint(new)
-    typer.echo(done.as_text())
-    raise typer.Exit(1 if done.unreadable else 0)
 
 
 def main() -> None:

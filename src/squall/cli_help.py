@@ -1,11 +1,19 @@
-"""How the ``squall`` command line presents its help: named ``squall`` however it was
-started, flags without a type beside them, values with a plain type name (``INTEGER``)."""
+"""How the ``squall`` command line presents itself: its help (named ``squall`` however it was
+started, flags without a type beside them, values with a plain type name: ``INTEGER``) and its
+error lines."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import typer
+
+
+def fail(message: str) -> typer.Exit:
+    """``error: …`` on stderr; raise the returned Exit (status 2)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
 
 PLAIN_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER"}
 
