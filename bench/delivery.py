@@ -299,6 +299,7 @@ def main() -> int:
     )
     print(f"  squall (miss) p50 {range_miss_ms:.2f} ms, p99 {percentile(misses, 99):.2f} ms")
     print(f"  direct GET    p50 {direct_range_ms:.2f} ms, p99 {percentile(direct, 99):.2f} ms")
+    print(f"  Squall's own part of a miss (p50 difference): {range_miss_ms - direct_range_ms:.2f} ms")
     print(f"RESULT delivery squall_mb_s={squall_mb_s:.1f} nginx_mb_s={nginx_mb_s:.1f} "
           f"range_p99_ms={percentile(ranges['squall'], 99):.2f} ratio={squall_mb_s / nginx_mb_s:.3f} "
           f"range_miss_ms={range_miss_ms:.2f} direct_range_ms={direct_range_ms:.2f} "
