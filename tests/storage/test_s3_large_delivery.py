@@ -154,8 +154,8 @@ def test_a_client_that_leaves_a_streamed_object_is_metered_for_what_it_was_sent(
     live_server: str, storage: S3Storage, db: Database, make_key: KeyFactory, tmp_path: Path
 ) -> None:
     key, key_id = make_key("Leaves")
-    size = 24 * MB
-    job_id = stored(db, storage, tmp_path, key_id, os.urandom(MB) * 24)
+    size = 16 * MB
+    job_id = stored(db, storage, tmp_path, key_id, os.urandom(MB) * 16)
     bucket = BucketLog(storage)
     url = live_server + signed_url("", job_id, "big.bin", secret=TEST_SECRET, now_s=int(time.time()))
     with httpx.Client() as http, http.stream("GET", url) as response:
