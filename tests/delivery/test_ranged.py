@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, Response
 from fastapi.testclient import TestClient
 
 from squall.delivery import ranged
+from squall.delivery.cache import KNOWN_SIZES, DeliveryCache
 from squall.storage.local import LocalStorage
 
 # No database takes part: running them again on PostgreSQL would test nothing new (CI budget).
@@ -104,3 +105,12 @@ def test_a_ranged_read_of_a_local_file_is_chunked(tmp_path: Path) -> None:
     chunks = list(storage.read_range("x.bin", 5, SIZE - 3))
     assert b"".join(chunks) == data[5 : SIZE - 3]
     assert len(chunks) == 3 and max(map(len, chunks)) == 256 * 1024
+
+
+def test_the_sizes_of_uncached_objects_are_remembered_within_a_bound(tmp_path: Path) -> None:
+    cache = DeliveryCache(tmp_path / "cache", max_bytes=10)
+    for i in range(KNOWN_SIZES + 1):
+        cache.remember_size(f"k{i}", 100 + i)
+    assert cache.known_size("k0") is None  # the least recently used went first
+    assert cache.known_size("k1") == 101 and cache.known_size(f"k{KNOWN_SIZES}") == 100 + KNOWN_SIZES
+    assert list(cache.root.iterdir()) == []  # sizes only: nothing on disk

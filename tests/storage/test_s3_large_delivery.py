@@ -74,10 +74,9 @@ class BucketLog:
     def _closed(self) -> None:
         self.closed += 1
 
-    def gets(self) -> list[str | None]:
-        """The Range header of each GET since the last call."""
-        found = [value for method, value in self.sent if method == "GET"]
-        self.sent.clear()
+    def since_last(self) -> list[tuple[str, str | None]]:
+        """(method, Range header) of each request sent to the bucket since the last call."""
+        found, self.sent = self.sent, []
         return found
 
 
@@ -113,27 +112,30 @@ def test_ranges_of_an_object_beyond_the_cache_are_ranged_reads_of_the_bucket(
     one_mb = client.get(link, headers={"Range": f"bytes={MB}-{2 * MB - 1}"})
     assert (one_mb.status_code, one_mb.content) == (206, data[MB : 2 * MB])
     assert one_mb.headers["content-range"] == f"bytes {MB}-{2 * MB - 1}/{size}"
-    assert bucket.gets() == [f"bytes={MB}-{2 * MB - 1}"]  # that megabyte and nothing else
+    assert bucket.since_last() == [
+        ("HEAD", None),
+        ("GET", f"bytes={MB}-{2 * MB - 1}"),
+    ]  # that MB, nothing else
     assert max(bucket.chunks) <= CHUNK and sum(bucket.chunks) == MB
 
     suffix = client.get(link, headers={"Range": "bytes=-1000"})
     assert (suffix.status_code, suffix.content) == (206, data[-1000:])
-    assert bucket.gets() == [f"bytes={size - 1000}-{size - 1}"]
+    assert bucket.since_last() == [("GET", f"bytes={size - 1000}-{size - 1}")]  # the size is remembered
     tail = client.get(link, headers={"Range": f"bytes={size - 5000}-"})
     assert (tail.status_code, tail.content) == (206, data[-5000:])
-    assert bucket.gets() == [f"bytes={size - 5000}-{size - 1}"]
+    assert bucket.since_last() == [("GET", f"bytes={size - 5000}-{size - 1}")]
 
     beyond = client.get(link, headers={"Range": f"bytes={size}-"})
     assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{size}"
     malformed = client.get(link, headers={"Range": "bytes=9-5"})
     assert malformed.status_code == 400
-    assert bucket.gets() == []  # refused before the bucket is asked for bytes
+    assert bucket.since_last() == []  # refused before the bucket is asked for anything
 
     bucket.chunks.clear()
     whole = client.get(link)
     assert whole.status_code == 200 and whole.content == data
     assert whole.headers["content-length"] == str(size) and whole.headers["accept-ranges"] == "bytes"
-    assert bucket.gets() == [f"bytes=0-{size - 1}"]
+    assert bucket.since_last() == [("GET", f"bytes=0-{size - 1}")]
     # Chunked: no piece of the object larger than a chunk is held, and no copy lands on disk.
     assert len(bucket.chunks) >= size // CHUNK and max(bucket.chunks) <= CHUNK
     assert [p.name for p in settings.delivery_cache_dir.iterdir()] == []
@@ -142,7 +144,7 @@ def test_ranges_of_an_object_beyond_the_cache_are_ranged_reads_of_the_bucket(
     assert client.get(link, headers={"If-None-Match": whole.headers["etag"]}).status_code == 304
     head = client.head(link)
     assert head.status_code == 200 and head.headers["content-length"] == str(size)
-    assert bucket.gets() == []
+    assert bucket.since_last() == []
 
     day = network_today(client, key)
     assert day["requests"] == 8  # 3 ranges + 416 + 400 + whole + 304 + HEAD

@@ -88,7 +88,7 @@ def get_file(
         if cached is not None:
             path, hit = cached, True
         else:
-            size = storage.size(key)
+            size = cache.known_size(cached_as) or storage.size(key)
             if size is None:
                 raise NotFound("File not found")
             if request.method == "HEAD":  # the headers need the size, not the bytes
@@ -96,6 +96,7 @@ def get_file(
                 return Response(headers={**headers, "content-length": str(size), "accept-ranges": "bytes",
                                          "content-disposition": content_disposition(name)})  # fmt: skip
             if size > cache.max_bytes:  # the cache will not hold it: ranged reads of the bucket, streamed
+                cache.remember_size(cached_as, size)
                 read = partial(storage.read_range, key)
                 inner = ranged.respond(request.headers, size, read, name=name, headers=headers)
                 return Metered(inner, lambda sent: _meter(db, clock, key_id, job_id, sent=sent, hit=False))
