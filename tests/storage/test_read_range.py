@@ -43,10 +43,10 @@ def check(
     source = tmp_path / "object"
     source.write_bytes(DATA)
     assert storage.put(source, "dir/object.bin", overwrite=True)
-    stream = storage.read_range("dir/object.bin", 3, len(DATA) - 2)
+    stream = storage.read_range("dir/object.bin", 1, len(DATA) - 1)  # more than one window
     chunks = list(stream)
     stream.close()
-    assert b"".join(chunks) == DATA[3:-2]
+    assert b"".join(chunks) == DATA[1:-1]
     assert len(chunks) >= 2 and max(map(len, chunks)) <= largest
     assert b"".join(storage.read_range("dir/object.bin", len(DATA) - 1, len(DATA))) == DATA[-1:]
     with pytest.raises(StorageError):
