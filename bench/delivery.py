@@ -13,8 +13,15 @@ target is set for), and each one is still metered (a ledger write per request).
 
 Full downloads: ``--clients`` threads with a keep-alive client each, ``--downloads`` in
 all, bodies read and discarded; MB/s = bytes / wall time. Range requests: ``--ranges``
-sequential GETs of 256 KB at random offsets; p50/p99 latency. Last line:
-``RESULT delivery squall_mb_s=… nginx_mb_s=… range_p99_ms=… ratio=<squall / nginx>``.
+sequential GETs of 256 KB at random offsets; p50/p99 latency.
+
+Objects beyond the cache: a second server with ``SQUALL_DELIVERY_CACHE_MB=--cache-mb``
+(64) serves a ``--big-mb`` object (256; the issue's case is ``--big-mb 1024``), which the
+cache will not hold, so every request is a miss. ``--big-ranges`` 1 MB ranges at random
+offsets through Squall, each beside a direct ranged GetObject of the same bytes from the
+bucket (boto3, keep-alive), alternating; medians: ``range_miss_ms``, ``direct_range_ms``.
+Last line: ``RESULT delivery squall_mb_s=… nginx_mb_s=… range_p99_ms=… ratio=<squall / nginx>
+range_miss_ms=… direct_range_ms=… miss_ratio=<range_miss / direct_range>``.
 """
 
 from __future__ import annotations
@@ -115,17 +122,19 @@ def squall_s3_server(env: BenchEnv, s3: dict[str, str]) -> Iterator[str]:
         _stop(proc)
 
 
-def stored_job(env: BenchEnv, storage: S3Storage, source: Path) -> tuple[str, str]:
-    """A completed job whose output is ``source``, put in the bucket: (job id, API key)."""
+def stored_job(
+    env: BenchEnv, storage: S3Storage, source: Path, key: str = "bench/movie.mp4"
+) -> tuple[str, str]:
+    """A completed job whose output is ``source``, put in the bucket as ``key``: (job id, API key)."""
     created = json.loads(squall_cli(env, "keys", "create", "--name", "bench", "--json"))
-    storage.put(source, "bench/movie.mp4", overwrite=True)
+    storage.put(source, key, overwrite=True)
     job_id, now = new_id(), now_ms()
     db = wire(Database(env.database_url))
     with db.write() as session:
         session.add(Job(id=job_id, key_id=created["id"], url="http://example.com/movie.mp4", options={},
                         priority=5, status="Completed", step="Finished", attempt=1, max_attempts=1,
                         run_after=now, reserved_bytes=0, created_at=now, finished_at=now,
-                        output_key="bench/movie.mp4", file_size=source.stat().st_size,
+                        output_key=key, file_size=source.stat().st_size,
                         stored_bytes=source.stat().st_size))  # fmt: skip
     db.dispose()
     return job_id, created["api_key"]
@@ -168,6 +177,38 @@ def range_latencies(url: str, size: int, count: int, rng: random.Random) -> list
     return sorted(samples)
 
 
+def range_misses(
+    url: str, storage: S3Storage, key: str, size: int, count: int
+) -> tuple[list[float], list[float]]:
+    """Sorted latencies (ms) of ``count`` 1 MB ranges through Squall and straight from the
+    bucket, the same offsets for both, alternating so both see the same load."""
+    rng, squall, direct = random.Random(2), [], []
+    with httpx.Client(timeout=300) as client:
+        for i in range(count + 1):  # the first pair warms connections: not measured
+            start = rng.randrange(0, size - MB)
+            began = time.perf_counter()
+            served = client.get(url, headers={"Range": f"bytes={start}-{start + MB - 1}"})
+            through_squall = (time.perf_counter() - began) * 1000
+            began = time.perf_counter()
+            body = storage.client.get_object(Bucket=BUCKET, Key=key, Range=f"bytes={start}-{start + MB - 1}")
+            read = body["Body"].read()
+            straight = (time.perf_counter() - began) * 1000
+            if served.status_code != 206 or served.content != read or len(read) != MB:
+                raise RuntimeError(
+                    f"range through Squall answered {served.status_code}, {len(served.content)} bytes"
+                )
+            if i:
+                squall.append(through_squall)
+                direct.append(straight)
+    return sorted(squall), sorted(direct)
+
+
+def write_random(path: Path, size_mb: int) -> None:
+    with path.open("wb") as out:
+        for _ in range(size_mb):
+            out.write(os.urandom(MB))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -176,16 +217,23 @@ def main() -> int:
     parser.add_argument("--downloads", type=int, default=12)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--ranges", type=int, default=1000)
+    parser.add_argument(
+        "--big-mb", type=int, default=256, help="the object beyond the cache (the issue: 1024)"
+    )
+    parser.add_argument("--cache-mb", type=int, default=64, help="the delivery cache for that object")
+    parser.add_argument(
+        "--big-ranges", type=int, default=20, help="1 MB ranges of it, each beside a direct GET"
+    )
     args = parser.parse_args()
+    if args.big_mb <= args.cache_mb:
+        parser.error("--big-mb must exceed --cache-mb (the case is an object the cache will not hold)")
     find_nginx()
     scratch = Path(tempfile.mkdtemp(prefix="squall-delivery-"))
     try:
         root = scratch / "www"
         root.mkdir()
         source = root / "movie.mp4"
-        with source.open("wb") as out:
-            for _ in range(args.size_mb):
-                out.write(os.urandom(MB))
+        write_random(source, args.size_mb)
         source.chmod(0o644)
         size = source.stat().st_size
         with moto() as endpoint, bench_env("sqlite") as env:
@@ -217,6 +265,22 @@ def main() -> int:
                                        headers={"x-api-key": api_key}).json()  # fmt: skip
                 print(f"metered by Squall: {metered['requests']} requests, {metered['bytesDownloaded'] / MB:,.0f} MB, "
                       f"cache hit rate {metered['cacheHitRate']}%")  # fmt: skip
+            big = scratch / "big.bin"
+            write_random(big, args.big_mb)
+            big_job, big_key = stored_job(env, storage, big, "bench/big.bin")
+            big.unlink()  # in the bucket now; the scratch disk need not hold it twice
+            big_link = signed_url("", big_job, "big.bin", secret=env.secret_key, now_s=int(time.time()))
+            small_cache = {**s3, "SQUALL_DELIVERY_CACHE_MB": str(args.cache_mb)}
+            with squall_s3_server(env, small_cache) as base:
+                misses, direct = range_misses(base + big_link, storage, "bench/big.bin", args.big_mb * MB,
+                                              args.big_ranges)  # fmt: skip
+                (metered,) = httpx.get(f"{base}/usage/network", params={"startDate": day, "endDate": day},
+                                       headers={"x-api-key": big_key}).json()  # fmt: skip
+            expected = (args.big_ranges + 1, (args.big_ranges + 1) * MB, 0)
+            if (metered["requests"], metered["bytesDownloaded"], metered["cacheHitRate"]) != expected:
+                raise RuntimeError(f"metering of the ranges beyond the cache: {metered}, expected {expected}")
+            print(f"metered beyond the cache: {metered['requests']} requests, {metered['bytesDownloaded']:,} bytes "
+                  f"(exactly the ranges), cache hit rate {metered['cacheHitRate']}%")  # fmt: skip
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     squall_mb_s, nginx_mb_s = max(results["squall"]), max(results["nginx"])
@@ -229,8 +293,17 @@ def main() -> int:
         print(
             f"  {name:6} 256 KB ranges: p50 {percentile(samples, 50):.2f} ms, p99 {percentile(samples, 99):.2f} ms"
         )
+    range_miss_ms, direct_range_ms = percentile(misses, 50), percentile(direct, 50)
+    print(
+        f"1 MB ranges of a {args.big_mb} MB object beyond a {args.cache_mb} MB cache, {args.big_ranges} each:"
+    )
+    print(f"  squall (miss) p50 {range_miss_ms:.2f} ms, p99 {percentile(misses, 99):.2f} ms")
+    print(f"  direct GET    p50 {direct_range_ms:.2f} ms, p99 {percentile(direct, 99):.2f} ms")
+    print(f"  Squall's own part of a miss (p50 difference): {range_miss_ms - direct_range_ms:.2f} ms")
     print(f"RESULT delivery squall_mb_s={squall_mb_s:.1f} nginx_mb_s={nginx_mb_s:.1f} "
-          f"range_p99_ms={percentile(ranges['squall'], 99):.2f} ratio={squall_mb_s / nginx_mb_s:.3f}")  # fmt: skip
+          f"range_p99_ms={percentile(ranges['squall'], 99):.2f} ratio={squall_mb_s / nginx_mb_s:.3f} "
+          f"range_miss_ms={range_miss_ms:.2f} direct_range_ms={direct_range_ms:.2f} "
+          f"miss_ratio={range_miss_ms / direct_range_ms:.3f}")  # fmt: skip
     return 0
 
 

@@ -6,7 +6,11 @@ it is evicted. Entries are filled into a temporary file and renamed into place, 
 never sees a partial one; concurrent misses of one object in one process wait for a single
 fill. Eviction is least recently used (a hit touches the entry's mtime) and runs after each
 fill until the cache is within its size. A file being served while it is evicted stays
-readable through its open descriptor (POSIX unlink semantics)."""
+readable through its open descriptor (POSIX unlink semantics).
+
+Objects too large for the cache are not stored; their sizes are remembered (a bounded map,
+in memory), so the ranges a player asks for one after another cost one ranged read each,
+not a size lookup besides."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from squall.logging import get_logger
 
 log = get_logger("squall.delivery")
 IN_USE_SECONDS = 60.0
+KNOWN_SIZES = 4096  # sizes of uncached objects remembered (about 100 bytes each)
 
 
 class DeliveryCache:
@@ -32,6 +38,8 @@ class DeliveryCache:
         self.sweep()
         # Striped: one lock per object would grow without bound.
         self._locks = [threading.Lock() for _ in range(64)]
+        self._sizes: OrderedDict[str, int] = OrderedDict()
+        self._sizes_lock = threading.Lock()
 
     def path_for(self, key: str) -> Path:
         return self.root / hashlib.sha256(key.encode()).hexdigest()
@@ -44,6 +52,21 @@ class DeliveryCache:
         except FileNotFoundError:
             return None
         return path
+
+    def known_size(self, key: str) -> int | None:
+        """The size remembered for an object too large to cache, or None."""
+        with self._sizes_lock:
+            size = self._sizes.get(key)
+            if size is not None:
+                self._sizes.move_to_end(key)
+            return size
+
+    def remember_size(self, key: str, size: int) -> None:
+        with self._sizes_lock:
+            self._sizes[key] = size
+            self._sizes.move_to_end(key)
+            while len(self._sizes) > KNOWN_SIZES:
+                self._sizes.popitem(last=False)
 
     def fill(self, key: str, size: int, fetch: Callable[[Path], None]) -> tuple[Path, bool]:
         """(path, was_cached): the cached copy, fetched with ``fetch(target)`` on a miss. An

@@ -3,13 +3,17 @@ can be handed to players and browsers. Every request is metered for the job's ke
 requests, body bytes sent, and hits (answered without reading the storage backend: from
 the delivery cache in front of a remote bucket, or a 304). That usage is written once the
 response has ended (bytes actually sent are known only then), in its own transaction: the
-one write a GET makes, and it is the edge that makes it."""
+one write a GET makes, and it is the edge that makes it.
+
+An object larger than the whole delivery cache is never read whole: its ranges are ranged
+reads of the bucket and a full GET streams it (delivery/ranged.py); such requests are misses."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
 from email.utils import formatdate
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,6 +23,7 @@ from squall.api.deps import MAX_INT64, ClockDep, DatabaseDep, ReadTx, SettingsDe
 from squall.api.routing import TransactionalRoute
 from squall.clock import Clock
 from squall.db import Database
+from squall.delivery import ranged
 from squall.delivery.cache import DeliveryCache
 from squall.delivery.metered import Metered, content_disposition
 from squall.errors import NotAuthenticated, NotFound
@@ -83,13 +88,18 @@ def get_file(
         if cached is not None:
             path, hit = cached, True
         else:
-            size = storage.size(key)
+            size = cache.known_size(cached_as) or storage.size(key)
             if size is None:
                 raise NotFound("File not found")
             if request.method == "HEAD":  # the headers need the size, not the bytes
                 _meter(db, clock, key_id, job_id, sent=0, hit=False)
                 return Response(headers={**headers, "content-length": str(size), "accept-ranges": "bytes",
                                          "content-disposition": content_disposition(name)})  # fmt: skip
+            if size > cache.max_bytes:  # the cache will not hold it: ranged reads of the bucket, streamed
+                cache.remember_size(cached_as, size)
+                read = partial(storage.read_range, key)
+                inner = ranged.respond(request.headers, size, read, name=name, headers=headers)
+                return Metered(inner, lambda sent: _meter(db, clock, key_id, job_id, sent=sent, hit=False))
             path, _ = cache.fill(cached_as, size, lambda target: storage.fetch(key, target))
             cleanup = None if path == cache.path_for(cached_as) else path
     elif not path.is_file():

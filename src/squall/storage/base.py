@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
+
+CHUNK = 256 * 1024  # what a ranged read hands over at a time: memory per stream, not per object
+
+
+class ByteStream:
+    """An object's bytes as they arrive, in chunks. ``close()`` releases the connection to the
+    backend, also when the stream is dropped before its first chunk (a generator would not)."""
+
+    def __init__(self, chunks: Iterator[bytes], close: Callable[[], None] = lambda: None) -> None:
+        self._chunks, self._close = chunks, close
+
+    def __iter__(self) -> ByteStream:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        self._close()
 
 
 class Storage(Protocol):
@@ -31,6 +50,12 @@ class Storage(Protocol):
 
     def fetch(self, key: str, target: Path) -> None:
         """Copy the object to ``target`` on this machine (the delivery cache fills this way)."""
+        ...
+
+    def read_range(self, key: str, start: int, end: int) -> ByteStream:
+        """Bytes ``start`` to ``end - 1`` of the object (as a slice), asked of the backend as
+        one ranged read: objects too large for the delivery cache are served this way. The
+        request is made before this returns (a missing object fails here, not mid-stream)."""
         ...
 
     def listing(self) -> Iterator[tuple[str, int]]:

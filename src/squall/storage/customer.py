@@ -26,6 +26,7 @@ from botocore.exceptions import (
 )
 
 from squall.errors import InvalidInput, StorageError, StorageRefused
+from squall.storage.base import ByteStream
 from squall.storage.s3 import S3Storage
 
 VERIFY_KEY = "verify_credentials.txt"
@@ -121,6 +122,10 @@ class CustomerS3(S3Storage):
 
     def fetch(self, key: str, target: Path) -> None:
         self._customer_terms(lambda: super(CustomerS3, self).fetch(key, target))
+
+    def read_range(self, key: str, start: int, end: int) -> ByteStream:
+        stream: ByteStream = self._customer_terms(lambda: super(CustomerS3, self).read_range(key, start, end))
+        return stream
 
     def listing(self) -> Iterator[tuple[str, int]]:
         items: list[tuple[str, int]] = self._customer_terms(lambda: list(super(CustomerS3, self).listing()))

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from squall.errors import StorageError
+from squall.storage.base import CHUNK, ByteStream
 
 
 class LocalStorage:
@@ -63,6 +64,20 @@ class LocalStorage:
 
     def fetch(self, key: str, target: Path) -> None:
         shutil.copyfile(self._path(key), target)
+
+    def read_range(self, key: str, start: int, end: int) -> ByteStream:
+        try:
+            file = self._path(key).open("rb")
+        except OSError as exc:
+            raise StorageError(f"Read of {key} failed: {exc.strerror}") from None
+        file.seek(start)
+
+        def chunks(left: int) -> Iterator[bytes]:
+            while left > 0 and (chunk := file.read(min(CHUNK, left))):
+                left -= len(chunk)
+                yield chunk
+
+        return ByteStream(chunks(end - start), file.close)
 
     def listing(self) -> Iterator[tuple[str, int]]:
         for path in sorted(self.root.rglob("*")):

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from squall.errors import StorageError
+from squall.storage.base import CHUNK, ByteStream
 
 
 class MemoryStorage:
@@ -56,6 +57,15 @@ class MemoryStorage:
         if data is None:
             raise StorageError(f"No object {key}")
         target.write_bytes(data)
+
+    def read_range(self, key: str, start: int, end: int) -> ByteStream:
+        with self._lock:
+            self._check()
+            data = self.objects.get(key)
+        if data is None:
+            raise StorageError(f"No object {key}")
+        view = memoryview(data)[start:end]
+        return ByteStream(bytes(view[at : at + CHUNK]) for at in range(0, len(view), CHUNK))
 
     def listing(self) -> Iterator[tuple[str, int]]:
         for key, data in sorted(self.objects.items()):

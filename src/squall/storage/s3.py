@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from squall.errors import StorageError
+from squall.storage.base import CHUNK, ByteStream
 from squall.units import MB
 
 SINGLE_PUT_MAX = 64 * MB
@@ -153,6 +154,16 @@ class S3Storage:
         except (_Missing, _Taken):
             raise StorageError(f"S3 download of {key} failed: no such object") from None
 
+    def read_range(self, key: str, start: int, end: int) -> ByteStream:
+        """One GetObject with ``Range: bytes=start-(end-1)``; the body is read as it arrives."""
+        try:
+            with s3_errors(f"ranged read of {key}"):
+                answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+        except (_Missing, _Taken):
+            raise StorageError(f"S3 ranged read of {key} failed: no such object") from None
+        body = answer["Body"]
+        return ByteStream(_chunks_of(body, f"ranged read of {key}"), body.close)
+
     def listing(self) -> Iterator[tuple[str, int]]:
         try:
             with s3_errors(f"listing of {self.bucket}"):
@@ -161,3 +172,8 @@ class S3Storage:
                         yield item["Key"], int(item["Size"])
         except (_Missing, _Taken):
             raise StorageError(f"S3 listing of {self.bucket} failed: no such bucket") from None
+
+
+def _chunks_of(body: Any, action: str) -> Iterator[bytes]:
+    with s3_errors(action):  # a connection lost mid-body is a storage error too
+        yield from body.iter_chunks(CHUNK)
