@@ -46,6 +46,9 @@ _SUM = (
     "AND day {} :day GROUP BY metric"
 )
 _SUMS = {op: text(_SUM.format(op)).bindparams(bindparam("day", type_=Date)) for op in ("<", ">")}
+_UNSEAL = text("DELETE FROM usage_months WHERE key_id = :k AND month >= :month").bindparams(
+    bindparam("month", type_=Date)
+)
 _PREPEND = text(
     "UPDATE usage_months SET body = :body || ',' || body, through = :through "
     "WHERE key_id = :k AND kind = :kind AND month = :month AND through = :before"
@@ -77,10 +80,12 @@ def stored_sums(connection: Connection, key_id: str, op: str, day: date) -> tupl
     return found.get(ledger.STORED_OBJECTS, 0), found.get(ledger.STORED_BYTES, 0)
 
 
-def seal_due(session: Session, key_id: str, today: date) -> None:
-    """Seal the key's finished days up to ``today - GRACE_DAYS`` if they are not yet."""
-    due = today - timedelta(days=GRACE_DAYS)
-    if _known.get(key_id, date.min) >= due:
+def seal_due(session: Session, key_id: str, day: date) -> None:
+    """After usage on ``day``: seal the key's days up to ``day - GRACE_DAYS`` if they are not
+    yet. Should ``day`` itself be sealed already (a clock gone back), its month and the later
+    ones are unsealed first, so no sealed day ever misses usage."""
+    due = day - timedelta(days=GRACE_DAYS)
+    if due <= _known.get(key_id, date.min) < day:
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
@@ -88,6 +93,10 @@ def seal_due(session: Session, key_id: str, today: date) -> None:
         if not connection.execute(lock, {"c": _SEAL_LOCK, "k": key_id}).scalar():
             return  # another transaction is sealing this key: never wait for it
     through = connection.execute(_LATEST, {"k": key_id}).scalar()
+    if through is not None and through >= day:
+        connection.execute(_UNSEAL, {"k": key_id, "month": month_of(day)})
+        _known.pop(key_id, None)
+        through = connection.execute(_LATEST, {"k": key_id}).scalar()
     if through is not None and through >= due:
         if len(_known) > 100_000:
             _known.clear()
