@@ -211,3 +211,21 @@ def test_verify_catches_a_tampered_monthly_row(db: Database, make_key: KeyFactor
     assert json.loads(first["stored"])["requests"] == victim["requests"] + 1
     assert json.loads(first["expected"]) == victim
     assert "monthly network 2024-03 2024-03-07: stored {" in report.as_text()
+
+
+def test_usage_on_a_sealed_day_unseals_it(db: Database, make_key: KeyFactory) -> None:
+    """A clock gone back two days or more: the day's month and the later ones are unsealed
+    (then read from the rollups), and the earlier finished days sealed again."""
+    _, key_id = make_key("clock")
+    _record(db, key_id, date(2026, 5, 20), 1)
+    assert _through(db, key_id)[("network", date(2026, 5, 1))] == date(2026, 5, 18)
+    _record(db, key_id, date(2026, 4, 10), 1, ledger.Usage(ledger.DELIVERY_REQUESTS, 5))
+    assert set(_through(db, key_id).values()) == {date(2026, 4, 8)}  # May's rows are gone
+    with db.read() as session:
+        assert not verify(session).drift
+        for kind in OLD:
+            assert_same(session, key_id, kind, date(2026, 3, 1), date(2026, 5, 31))
+        (april_10,) = json.loads(
+            ranges.read(session, key_id, "network", date(2026, 4, 10), date(2026, 4, 10))
+        )
+        assert april_10["requests"] == 5

@@ -41,11 +41,10 @@ _ROWS = text(
 ).bindparams(
     bindparam("metrics", expanding=True), bindparam("first", type_=Date), bindparam("last", type_=Date)
 )
-_SUM = (
+_BEFORE = text(
     "SELECT metric, SUM(quantity) FROM daily_rollups WHERE key_id = :k AND metric IN (:objects, :bytes) "
-    "AND day {} :day GROUP BY metric"
-)
-_SUMS = {op: text(_SUM.format(op)).bindparams(bindparam("day", type_=Date)) for op in ("<", ">")}
+    "AND day < :day GROUP BY metric"
+).bindparams(bindparam("day", type_=Date))
 _UNSEAL = text("DELETE FROM usage_months WHERE key_id = :k AND month >= :month").bindparams(
     bindparam("month", type_=Date)
 )
@@ -73,10 +72,10 @@ def rows(
     return {(str(d), m, dim): q for d, m, dim, q in connection.execute(_ROWS, params).all()}
 
 
-def stored_sums(connection: Connection, key_id: str, op: str, day: date) -> tuple[int, int]:
-    """(objects, bytes) added to what is stored on the days before (``<``) or after (``>``) ``day``."""
+def stored_before(connection: Connection, key_id: str, day: date) -> tuple[int, int]:
+    """(objects, bytes) added to what is stored on the days before ``day``."""
     params = {"k": key_id, "objects": ledger.STORED_OBJECTS, "bytes": ledger.STORED_BYTES, "day": day}
-    found = {metric: int(total or 0) for metric, total in connection.execute(_SUMS[op], params)}
+    found = {metric: int(total or 0) for metric, total in connection.execute(_BEFORE, params)}
     return found.get(ledger.STORED_OBJECTS, 0), found.get(ledger.STORED_BYTES, 0)
 
 
@@ -111,7 +110,7 @@ def seal(connection: Connection, key_id: str, through: date | None, due: date) -
     if through is None:
         first = connection.execute(_FIRST, {"k": key_id, "metrics": list(days.ALL_METRICS)}).scalar()
         start = month_of(min(first or due, due))
-        stored = stored_sums(connection, key_id, "<", start)
+        stored = stored_before(connection, key_id, start)
     else:
         start = through + timedelta(days=1)
         stored = _stored_at(connection, key_id, through)

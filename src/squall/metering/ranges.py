@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Date, bindparam, text
+from sqlalchemy import Connection, Date, bindparam, text
 from sqlalchemy.orm import Session
 
 from squall.errors import InvalidInput
 from squall.metering import days, months
-from squall.metering.counters import get_counters
 
 MAX_DAYS = 365
 MIN_YEAR, MAX_YEAR = 1970, 2999
@@ -63,6 +62,9 @@ _MONTHS = (
 )
 
 
+_STORED_NOW = text("SELECT stored_objects, stored_bytes FROM key_counters WHERE key_id = :k")
+
+
 def read(session: Session, key_id: str, kind: str, first: date, last: date) -> str:
     """The JSON answer of one endpoint (``days.KINDS``) over ``first``..``last``: per month,
     the sealed days sliced out of its row, and the days after them read live."""
@@ -84,12 +86,12 @@ def read(session: Session, key_id: str, kind: str, first: date, last: date) -> s
             if top < day:
                 live_top = live_top or day
             if live_top is not None:
-                parts.append(_live(session, key_id, kind, top + timedelta(days=1), live_top))
+                parts.append(_live(connection, key_id, kind, top + timedelta(days=1), live_top))
                 live_top = None
             parts.append(piece)
         day = low - timedelta(days=1)
     if live_top is not None:
-        parts.append(_live(session, key_id, kind, first, live_top))
+        parts.append(_live(connection, key_id, kind, first, live_top))
     return f"[{','.join(parts)}]"
 
 
@@ -102,12 +104,13 @@ def _slice(body: str, month: date, through: date, low: date, high: date) -> str 
     return body[start:end] if start >= 0 and end > start else None
 
 
-def _live(session: Session, key_id: str, kind: str, first: date, last: date) -> str:
-    connection = session.connection()
-    found = months.rows(connection, key_id, days.METRICS[kind], first, last)
-    at_end = (0, 0)
-    if kind == days.STORAGE:  # what is stored now, minus what the days after ``last`` added
-        c = get_counters(session, key_id)
-        later = months.stored_sums(connection, key_id, ">", last)
-        at_end = (c.stored_objects - later[0], c.stored_bytes - later[1])
-    return ",".join(days.encode(kind, first, last, found, at_end))
+def _live(connection: Connection, key_id: str, kind: str, first: date, last: date) -> str:
+    if kind != days.STORAGE:
+        found = months.rows(connection, key_id, days.METRICS[kind], first, last)
+        return ",".join(days.encode(kind, first, last, found))
+    # What is stored now, minus what the days after ``last`` added: live days are the newest,
+    # so the rows after them are few (none when the range ends today).
+    found = months.rows(connection, key_id, days.METRICS[kind], first, date.max)
+    objects, stored = connection.execute(_STORED_NOW, {"k": key_id}).one()
+    later = days.deltas(found, last + timedelta(days=1), date.max)
+    return ",".join(days.encode(kind, first, last, found, (objects - later[0], stored - later[1])))
