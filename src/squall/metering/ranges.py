@@ -60,8 +60,6 @@ _MONTHS = (
     .bindparams(bindparam("first", type_=Date), bindparam("last", type_=Date))
     .columns(month=Date, through=Date)
 )
-
-
 _STORED_NOW = text("SELECT stored_objects, stored_bytes FROM key_counters WHERE key_id = :k")
 
 
@@ -77,12 +75,12 @@ def read(session: Session, key_id: str, kind: str, first: date, last: date) -> s
     while day >= first:
         month = months.month_of(day)
         low = max(first, month)
-        through, body = sealed.get(month, (None, ""))
-        piece = _slice(body, month, through, low, day) if through is not None and through >= low else None
+        through, body = sealed.get(month, (month - timedelta(days=1), ""))  # none: sealed before it
+        piece = _slice(body, month, through, low, day) if through >= low else None
         if piece is None:
             live_top = live_top or day
         else:
-            top = min(day, through)  # type: ignore[type-var]
+            top = min(day, through)
             if top < day:
                 live_top = live_top or day
             if live_top is not None:
