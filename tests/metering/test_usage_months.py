@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
@@ -229,3 +230,25 @@ def test_usage_on_a_sealed_day_unseals_it(db: Database, make_key: KeyFactory) ->
             ranges.read(session, key_id, "network", date(2026, 4, 10), date(2026, 4, 10))
         )
         assert april_10["requests"] == 5
+
+
+def test_a_second_sealer_of_the_same_key_skips_instead_of_waiting(db: Database, make_key: KeyFactory) -> None:
+    """PostgreSQL: two transactions of one key are the first of a new day at once. The second
+    finds the key's seal lock taken and goes on without sealing (and without waiting: a lock
+    wait would hit ``lock_timeout`` and fail the test); the first seals."""
+    if db.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time: there is no second sealer to race")
+    _, key_id = make_key("race")
+    day = date(2026, 7, 3)
+    with db.write() as first:
+        ledger.record(first, key_id=key_id, job_id=None, at_ms=_at(day), dedupe_prefix="a",
+                      events=[ledger.Usage(ledger.DELIVERY_REQUESTS, 1)])  # fmt: skip
+        with db.write() as second:
+            second.execute(text("SET LOCAL lock_timeout = '10s'"))
+            ledger.record(second, key_id=key_id, job_id=None, at_ms=_at(day), dedupe_prefix="b",
+                          events=[ledger.Usage(ledger.TRANSCODE_MS_BY_QUALITY, 60_000, "720p")])  # fmt: skip
+    assert set(_through(db, key_id).values()) == {date(2026, 7, 1)}
+    with db.read() as session:
+        assert not verify(session).drift
+        for kind in OLD:
+            assert_same(session, key_id, kind, date(2026, 6, 1), day)
