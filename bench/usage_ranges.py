@@ -7,8 +7,9 @@
 The key's ledger is seeded directly (sqlite3 executemany, PostgreSQL COPY): delivery
 requests with their bytes and cache hits, uploads and deletes of stored objects, and
 transcoded minutes by quality and priority, spread over the past 730 days, with daily
-rollups consistent with it (``squall usage verify`` passes). Both ranges end today; the
-storage range also sums the 365 or 723 days of deltas before it. Requests are sequential on
+rollups consistent with it (``squall usage verify`` passes), and its finished days sealed into
+the monthly form as its usage would have sealed them. Both ranges end today, which (with
+yesterday) is read live from the rollups. Requests are sequential on
 one keep-alive connection, the six (range, endpoint) pairs in turn. Last line:
 ``RESULT usage_ranges p99_ms_365=… p99_ms_7=… ratio=<365-day / 7-day>`` (p99 of the slowest
 endpoint for each range).
@@ -33,7 +34,7 @@ from sqlalchemy.engine import make_url
 from bench._common import DATABASES, bench_env, percentile, run_main, squall_cli, squall_server
 from bench.usage_reads import EVENT_COLUMNS, _conninfo, _copy, _insert_sql, prefetched, time_ordered_ids
 from squall.db import Database
-from squall.metering import ledger
+from squall.metering import ledger, months
 from squall.metering.models import DailyRollup, KeyCounters
 from squall.subscriptions import wire
 
@@ -110,7 +111,11 @@ def seed(db: Database, key_id: str, count: int, now: int) -> None:
                   for metric in (ledger.STORED_OBJECTS, ledger.STORED_BYTES)}  # fmt: skip
         session.execute(update(KeyCounters).where(KeyCounters.key_id == key_id).values(
             stored_objects=totals[ledger.STORED_OBJECTS], stored_bytes=totals[ledger.STORED_BYTES]))  # fmt: skip
-    print(f"seeded {count:,} usage events over {HISTORY_DAYS} days ({len(rollups):,} rollup rows)")
+    with db.write() as session:  # what the key's usage of each new day does as it goes
+        due = datetime.fromtimestamp(now / 1000, tz=UTC).date() - timedelta(days=months.GRACE_DAYS)
+        months.seal(session.connection(), key_id, None, due)
+    print(f"seeded {count:,} usage events over {HISTORY_DAYS} days ({len(rollups):,} rollup rows, "
+          f"finished days sealed through {due})")  # fmt: skip
 
 
 def measure(base: str, key: str, requests: int, warmup: int) -> dict[tuple[int, str], list[float]]:

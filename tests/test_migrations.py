@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ def test_outputs_stored_before_0004_enter_the_stored_object_books(tmp_path: Path
         with db.read() as session:
             counters = get_counters(session, "k1")
             assert (counters.stored_objects, counters.stored_bytes) == (2, 1000)
-            (day,) = ranges.storage(session, "k1", date(2026, 1, 1), date(2026, 1, 1))
+            (day,) = json.loads(ranges.read(session, "k1", "storage", date(2026, 1, 1), date(2026, 1, 1)))
             assert (day["numberOfObjects"], day["bytesStored"]) == (2, 1000)
             drift = [d for d in verify(session).drift if "stored" in d["what"] or "storage" in d["what"]]
             assert drift == []

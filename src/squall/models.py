@@ -12,7 +12,7 @@ from squall.jobs.workers import WorkerProcess
 from squall.keys.models import ApiKey, KeyCookies, ServerFact
 from squall.keys.rate_models import RateWindow
 from squall.keys.storage_models import JobStorage, StorageBackend
-from squall.metering.models import DailyRollup, KeyCounters, UsageEvent
+from squall.metering.models import DailyRollup, KeyCounters, UsageEvent, UsageMonth
 from squall.webhooks.models import WebhookDelivery
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "ServerFact",
     "StorageBackend",
     "UsageEvent",
+    "UsageMonth",
     "WebhookDelivery",
     "WorkerProcess",
 ]

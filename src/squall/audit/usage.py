@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from squall.audit import usage_months
 from squall.jobs.models import ACTIVE, Job, JobStatus
 from squall.metering import ledger
 from squall.metering.models import DailyRollup, KeyCounters, UsageEvent
@@ -29,6 +30,7 @@ LEDGER_COUNTERS = {
 class Report:
     keys_checked: int = 0
     rollups_checked: int = 0
+    months_checked: int = 0
     drift: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -36,11 +38,15 @@ class Report:
             "ok": not self.drift,
             "keys_checked": self.keys_checked,
             "rollups_checked": self.rollups_checked,
+            "months_checked": self.months_checked,
             "drift": self.drift,
         }
 
     def as_text(self) -> str:
-        head = f"checked {self.keys_checked} keys and {self.rollups_checked} rollup rows"
+        head = (
+            f"checked {self.keys_checked} keys, {self.rollups_checked} rollup rows"
+            f" and {self.months_checked} monthly rows"
+        )
         if not self.drift:
             return f"{head}: no drift"
         lines = [f"{head}: {len(self.drift)} differences"]
@@ -112,4 +118,6 @@ def verify(session: Session) -> Report:
             report.drift.append(
                 {"key_id": key_id, "what": what, "stored": stored, "expected": expected_total}
             )
+    report.months_checked, drift = usage_months.check(session, stored_days)
+    report.drift += drift
     return report

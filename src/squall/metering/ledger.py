@@ -106,6 +106,10 @@ def record(
             continue
         written[(event.metric, event.dimension)] = event_id
         connection.execute(upsert, row)
+    if written:  # the key's first usage of a day seals the days that can no longer change
+        from squall.metering import months  # here: months reads the metric names above
+
+        months.seal_due(session, key_id, day)
     return written
 
 

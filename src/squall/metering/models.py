@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from squall.db.base import Base, new_id
@@ -66,3 +66,17 @@ class DailyRollup(Base):
     __table_args__ = (
         Index("ix_daily_rollups_key_metric_day", "key_id", "metric", "day", "dimension", "quantity"),
     )
+
+
+class UsageMonth(Base):
+    """Finished days of one Fastevo endpoint, as the JSON records it returns (newest first,
+    comma-separated): the days from the month's first through ``through``. Finished days never
+    change, so a long range is a few of these rows instead of thousands of rollup rows."""
+
+    __tablename__ = "usage_months"
+
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    through: Mapped[date] = mapped_column(Date)
+    body: Mapped[str] = mapped_column(Text)

@@ -1,24 +1,22 @@
 """The Fastevo MP2 usage endpoints (/usage/network, /usage/storage, /usage/transcoding): one
-record per UTC day of an inclusive range of at most 365 days, newest first, zero-filled,
-read from the daily rollups (O(days in range), whatever the history)."""
+record per UTC day of an inclusive range of at most 365 days, newest first, zero-filled.
+Finished days come from the monthly form (a row per month, already in JSON: ``months.py``),
+the others (today, days not sealed yet) from the daily rollups, so a year costs about as much
+as a week."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Date, bindparam, text
+from sqlalchemy import Connection, Date, bindparam, text
 from sqlalchemy.orm import Session
 
 from squall.errors import InvalidInput
-from squall.metering import ledger
-from squall.metering.counters import get_counters
+from squall.metering import days, months
 
 MAX_DAYS = 365
 MIN_YEAR, MAX_YEAR = 1970, 2999
 EXAMPLE = "2023-09-01T00:00:00.000Z"
-PRIORITIES = tuple(str(p) for p in range(11))
 
 
 def parse_period(start: str | None, end: str | None) -> tuple[date, date]:
@@ -54,100 +52,63 @@ def _day(value: str, name: str) -> date:
     return parsed.date()
 
 
-def _iso_days_newest_first(first: date, last: date) -> list[str]:
-    return [(last - timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
-
-
-# Plain SQL without result processing: a 365-day transcoding range is thousands of rows,
-# and turning each day back into a ``date`` costs more than the query itself.
-_ROLLUPS = text(
-    "SELECT day, metric, dimension, quantity FROM daily_rollups "
-    "WHERE key_id = :key_id AND metric IN :metrics AND day >= :first AND day <= :last"
-).bindparams(
-    bindparam("metrics", expanding=True), bindparam("first", type_=Date), bindparam("last", type_=Date)
+_MONTHS = (
+    text(
+        "SELECT month, through, body FROM usage_months "
+        "WHERE key_id = :k AND kind = :kind AND month >= :first AND month <= :last"
+    )
+    .bindparams(bindparam("first", type_=Date), bindparam("last", type_=Date))
+    .columns(month=Date, through=Date)
 )
+_STORED_NOW = text("SELECT stored_objects, stored_bytes FROM key_counters WHERE key_id = :k")
 
 
-def _rollups(
-    session: Session, key_id: str, metrics: list[str], first: date, last: date
-) -> dict[tuple[str, str, str], int]:
-    """(ISO day, metric, dimension) -> quantity."""
-    return {
-        (str(day), metric, dimension): quantity
-        for day, metric, dimension, quantity in _rows(session, key_id, metrics, first, last)
-    }
+def read(session: Session, key_id: str, kind: str, first: date, last: date) -> str:
+    """The JSON answer of one endpoint (``days.KINDS``) over ``first``..``last``: per month,
+    the sealed days sliced out of its row, and the days after them read live."""
+    connection = session.connection()
+    params = {"k": key_id, "kind": kind, "first": months.month_of(first), "last": months.month_of(last)}
+    sealed = {month: (through, body) for month, through, body in connection.execute(_MONTHS, params)}
+    parts: list[str] = []
+    live_top: date | None = None  # the newest day of a stretch of live days not yet read
+    day = last
+    while day >= first:
+        month = months.month_of(day)
+        low = max(first, month)
+        through, body = sealed.get(month, (month - timedelta(days=1), ""))  # none: sealed before it
+        piece = _slice(body, month, through, low, day) if through >= low else None
+        if piece is None:
+            live_top = live_top or day
+        else:
+            top = min(day, through)
+            if top < day:
+                live_top = live_top or day
+            if live_top is not None:
+                parts.append(_live(connection, key_id, kind, top + timedelta(days=1), live_top))
+                live_top = None
+            parts.append(piece)
+        day = low - timedelta(days=1)
+    if live_top is not None:
+        parts.append(_live(connection, key_id, kind, first, live_top))
+    return f"[{','.join(parts)}]"
 
 
-def _rows(session: Session, key_id: str, metrics: list[str], first: date, last: date) -> Sequence[Any]:
-    params = {"key_id": key_id, "metrics": metrics, "first": first, "last": last}
-    return session.execute(_ROLLUPS, params).all()  # one fetchall, not a fetch per row
+def _slice(body: str, month: date, through: date, low: date, high: date) -> str | None:
+    """The records of ``low``..``min(high, through)`` in a month's row (newest first); None
+    if the row does not hold them as it should (then they are read live)."""
+    top = min(high, through)
+    start = 0 if top == through else body.find(days.MARK + top.isoformat())
+    end = len(body) if low == month else body.find(days.MARK + (low - timedelta(days=1)).isoformat()) - 1
+    return body[start:end] if start >= 0 and end > start else None
 
 
-def network(session: Session, key_id: str, first: date, last: date) -> list[dict[str, Any]]:
-    metrics = [ledger.DELIVERY_REQUESTS, ledger.DELIVERY_BYTES, ledger.DELIVERY_HITS]
-    found = _rollups(session, key_id, metrics, first, last)
-    records = []
-    for day in _iso_days_newest_first(first, last):
-        requests = found.get((day, ledger.DELIVERY_REQUESTS, ""), 0)
-        hits = found.get((day, ledger.DELIVERY_HITS, ""), 0)
-        records.append(
-            {
-                "collectionDate": f"{day}T00:00:00.000Z",
-                "requests": requests,
-                "bytesDownloaded": found.get((day, ledger.DELIVERY_BYTES, ""), 0),
-                "cacheHitRate": round(100 * hits / requests, 2) if requests else 0,
-            }
-        )
-    return records
-
-
-def storage(session: Session, key_id: str, first: date, last: date) -> list[dict[str, Any]]:
-    """What is stored at the end of each day: the key's totals now, minus the deltas of
-    every later day. For a range that ends today that reads only the range's own rows."""
-    c = get_counters(session, key_id)
-    metrics = [ledger.STORED_OBJECTS, ledger.STORED_BYTES]
-    found = _rollups(session, key_id, metrics, first + timedelta(days=1), date.max)
-    later_objects = later_bytes = 0
-    for (day, metric, _), quantity in found.items():
-        if day > last.isoformat():
-            if metric == ledger.STORED_OBJECTS:
-                later_objects += quantity
-            else:
-                later_bytes += quantity
-    objects, stored = c.stored_objects - later_objects, c.stored_bytes - later_bytes
-    records = []
-    for day in _iso_days_newest_first(first, last):  # end of ``day``, then undo its deltas
-        records.append(
-            {"collectionDate": f"{day}T00:00:00.000Z", "numberOfObjects": objects, "bytesStored": stored}
-        )
-        objects -= found.get((day, ledger.STORED_OBJECTS, ""), 0)
-        stored -= found.get((day, ledger.STORED_BYTES, ""), 0)
-    return records
-
-
-def transcoding(session: Session, key_id: str, first: date, last: date) -> list[dict[str, Any]]:
-    """Every quality and priority key on every day; rows only fill in what is not zero."""
-    metrics = [ledger.TRANSCODE_MS_BY_QUALITY, ledger.TRANSCODE_MS_BY_PRIORITY]
-    zero_quality: dict[str, float] = dict.fromkeys((f"{q}p" for q in ledger.QUALITIES), 0)
-    zero_priority: dict[str, float] = dict.fromkeys(PRIORITIES, 0)
-    records: dict[str, dict[str, Any]] = {
-        day: {
-            "collectionDate": f"{day}T00:00:00.000Z",
-            "outputTranscodingMinutesByQuality": zero_quality.copy(),
-            "outputTranscodingMinutesByPriority": zero_priority.copy(),
-        }
-        for day in _iso_days_newest_first(first, last)
-    }
-    field = {
-        ledger.TRANSCODE_MS_BY_QUALITY: "outputTranscodingMinutesByQuality",
-        ledger.TRANSCODE_MS_BY_PRIORITY: "outputTranscodingMinutesByPriority",
-    }
-    for day, metric, dimension, quantity in _rows(session, key_id, metrics, first, last):
-        bucket: dict[str, float] = records[str(day)][field[metric]]
-        if dimension in bucket:  # a dimension this API does not show is left out
-            bucket[dimension] = _minutes(quantity)
-    return list(records.values())
-
-
-def _minutes(ms: int) -> float:
-    return round(ms / 60_000, 4)
+def _live(connection: Connection, key_id: str, kind: str, first: date, last: date) -> str:
+    if kind != days.STORAGE:
+        found = months.rows(connection, key_id, days.METRICS[kind], first, last)
+        return ",".join(days.encode(kind, first, last, found))
+    # What is stored now, minus what the days after ``last`` added: live days are the newest,
+    # so the rows after them are few (none when the range ends today).
+    found = months.rows(connection, key_id, days.METRICS[kind], first, date.max)
+    objects, stored = connection.execute(_STORED_NOW, {"k": key_id}).one()
+    later = days.deltas(found, last + timedelta(days=1), date.max)
+    return ",".join(days.encode(kind, first, last, found, (objects - later[0], stored - later[1])))
