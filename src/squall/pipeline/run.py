@@ -79,7 +79,10 @@ def store_with_sidecars(
     except JobFailure:
         for done in [media_key, *stored]:
             if done:
-                storage.delete(done)
+                try:
+                    storage.delete(done)
+                except StorageError:  # the bucket is failing: `storage reconcile` reports the object
+                    pass
         raise
     subtitle, thumbnail = stored
     return media_key, subtitle, thumbnail

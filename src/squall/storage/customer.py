@@ -82,7 +82,7 @@ class CustomerS3(S3Storage):
             secret_access_key=fields["secret_key"],
             addressing_style=style,
             timeouts=(CONNECT_SECONDS, READ_SECONDS),
-            max_attempts=2,
+            max_attempts=3,  # the first try and two retries
         )
         self.client.meta.events.register("before-send", self._check_before_send)
         self._guard = guard

@@ -1,0 +1,238 @@
+"""Bucket faults between Squall and moto's S3 server, injected by a fault proxy the test
+programs (tests/support/s3_fault_proxy.py): 5xx, throttling, resets, lost answers and stalls on
+PUT, multipart, GET and DELETE. Passing faults are retried; lasting ones fail the job with a
+clear error, and neither leaves an object the books do not know nor bills an upload twice."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from squall.app import create_app
+from squall.audit.storage import reconcile
+from squall.audit.usage import verify
+from squall.db import Database
+from squall.errors import StorageError
+from squall.jobs.models import Job
+from squall.metering import ledger
+from squall.metering.models import UsageEvent
+from squall.settings import Settings
+from squall.storage.factory import make_storage
+from squall.storage.s3 import S3Storage
+from squall.units import MB
+from squall.worker import Worker
+from tests.support.helpers import drain
+from tests.support.s3_fault_proxy import S3FaultProxy
+from tests.support.server import MediaServer
+
+CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "region": "us-east-1"}
+
+
+@pytest.fixture
+def proxy(moto_endpoint: str) -> Iterator[S3FaultProxy]:
+    with S3FaultProxy(moto_endpoint) as fault_proxy:
+        yield fault_proxy
+
+
+@pytest.fixture
+def direct(moto_endpoint: str, request: pytest.FixtureRequest) -> S3Storage:
+    """The test's own view of the bucket, straight to moto (no faults)."""
+    name = f"faults-{abs(hash(request.node.name)) % 10**8}"
+    storage = S3Storage(bucket=name, endpoint_url=moto_endpoint, addressing_style="path", **CREDENTIALS)
+    storage.client.create_bucket(Bucket=name)
+    return storage
+
+
+@pytest.fixture
+def faulty(settings: Settings, proxy: S3FaultProxy, direct: S3Storage) -> S3Storage:
+    """Squall's storage, as the settings make it, through the proxy: 3 tries, 1 s timeouts."""
+    settings.storage, settings.s3_bucket, settings.s3_endpoint_url = "s3", direct.bucket, proxy.url
+    settings.s3_addressing_style, settings.s3_region = "path", "us-east-1"
+    settings.s3_access_key_id = settings.s3_secret_access_key = "testing"
+    settings.s3_max_attempts, settings.s3_timeout_seconds = 3, 1.0
+    storage = make_storage(settings)
+    assert isinstance(storage, S3Storage)
+    return storage
+
+
+@pytest.fixture
+def api(settings: Settings, db: Database, faulty: S3Storage) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, db=db, storage=faulty)) as client:
+        yield client
+
+
+@pytest.fixture
+def run(settings: Settings, db: Database, faulty: S3Storage) -> Worker:
+    return Worker(settings, db=db, storage=faulty)
+
+
+def submit(api: TestClient, key: str, media: MediaServer, folder: str = "f") -> str:
+    created = api.post(
+        "/jobs", headers={"x-api-key": key}, json={"url": media.url("media/tiny.mp4"), "folder": folder}
+    )
+    assert created.status_code == 200, created.text
+    return str(created.json()["job_id"])
+
+
+def job_of(api: TestClient, key: str, job_id: str) -> dict[str, Any]:
+    return dict(api.get(f"/jobs/{job_id}", headers={"x-api-key": key}).json())
+
+
+def assert_books_clean(db: Database, direct: S3Storage) -> None:
+    """`storage reconcile` and `usage verify` find nothing; no multipart upload is left open."""
+    with db.read() as session:
+        found = reconcile(session, direct.listing())
+        assert not found.drift, found.as_text()
+        assert not verify(session).drift
+    assert not direct.client.list_multipart_uploads(Bucket=direct.bucket).get("Uploads")
+
+
+def stored_objects_billed(db: Database, job_id: str) -> int:
+    with db.read() as session:
+        total = session.scalar(
+            select(func.coalesce(func.sum(UsageEvent.quantity), 0)).where(
+                UsageEvent.job_id == job_id, UsageEvent.metric == ledger.STORED_OBJECTS
+            )
+        )
+    return int(total or 0)
+
+
+def test_passing_faults_on_put_are_retried_and_the_job_stored_once(
+    api: TestClient, run: Worker, api_key: str, media: MediaServer, proxy: S3FaultProxy,
+    direct: S3Storage, db: Database,
+) -> None:  # fmt: skip
+    proxy.fail("put", "503")  # throttled
+    proxy.fail("put", "reset")  # the connection dies mid-body
+    proxy.fail("put", "lost")  # the object lands, the answer does not: the retry meets it (412)
+    job_id = submit(api, api_key, media)
+    assert drain(run) == 1
+    job = job_of(api, api_key, job_id)
+    assert job["status"] == "Completed", job["error"]
+    assert [name for name, _ in direct.listing()] == ["f/tiny.mp4"]  # one object, not an alternate name
+    assert direct.size("f/tiny.mp4") == job["file_size"]
+    assert [fault for kind, fault in proxy.seen if kind == "put"][:3] == ["503", "reset", "lost"]
+    with db.read() as session:
+        assert session.scalar(select(Job.attempt).where(Job.id == job_id)) == 1  # within one run
+    assert stored_objects_billed(db, job_id) == 1
+    assert_books_clean(db, direct)
+
+
+def test_a_stalled_put_times_out_and_is_retried(
+    api: TestClient, run: Worker, api_key: str, media: MediaServer, proxy: S3FaultProxy,
+    direct: S3Storage, db: Database,
+) -> None:  # fmt: skip
+    proxy.fail("put", "stall")  # never answered: the 1 s read timeout ends the wait
+    job_id = submit(api, api_key, media)
+    assert drain(run) == 1
+    assert job_of(api, api_key, job_id)["status"] == "Completed"
+    assert proxy.count("put", "stall") == 1 and proxy.count("put", "pass") == 1
+    assert [name for name, _ in direct.listing()] == ["f/tiny.mp4"]
+    assert_books_clean(db, direct)
+
+
+def test_a_bucket_that_keeps_failing_fails_the_job_clearly_and_bills_nothing(
+    api: TestClient, run: Worker, api_key: str, media: MediaServer, proxy: S3FaultProxy,
+    direct: S3Storage, db: Database, settings: Settings,
+) -> None:  # fmt: skip
+    settings.max_attempts = 2
+    proxy.fail("put", "503", times=None)
+    job_id = submit(api, api_key, media)
+    assert drain(run) == 2  # the job's 2 attempts (no backoff in tests), each with 3 tries of the PUT
+    job = job_of(api, api_key, job_id)
+    assert (job["status"], job["error_type"]) == ("Failed", "error")
+    assert job["error"] == (
+        f"S3 bucket '{direct.bucket}': upload of f/tiny.mp4 failed: the bucket answered SlowDown (HTTP 503) "
+        "after 3 attempts"
+    )
+    assert proxy.count("put", "503") == 6
+    assert list(direct.listing()) == []
+    assert stored_objects_billed(db, job_id) == 0
+    usage = api.get("/usage", headers={"x-api-key": api_key}).json()
+    assert (usage["storage_usage_bytes"], usage["storage_reserved_gb"]) == (0, 0.0)  # released
+    assert_books_clean(db, direct)
+
+    proxy.clear()  # the bucket is back: the next job goes through
+    second = submit(api, api_key, media)
+    assert drain(run) == 1
+    assert job_of(api, api_key, second)["status"] == "Completed"
+    assert_books_clean(db, direct)
+
+
+def test_reads_and_deletes_through_a_failing_bucket(
+    api: TestClient, run: Worker, api_key: str, media: MediaServer, proxy: S3FaultProxy,
+    direct: S3Storage, db: Database, settings: Settings,
+) -> None:  # fmt: skip
+    job_id = submit(api, api_key, media)
+    drain(run)
+    job = job_of(api, api_key, job_id)
+    link = job["download_url"].removeprefix("http://testserver")
+
+    proxy.fail("get", "500", times=None)
+    failed = api.get(link)
+    assert failed.status_code == 502
+    assert failed.json()["error"].startswith(f"S3 bucket '{direct.bucket}': download of f/tiny.mp4 failed")
+    assert [p.name for p in settings.delivery_cache_dir.iterdir()] == []  # no partial copy kept
+    proxy.clear()
+    proxy.fail("get", "reset")
+    assert (
+        api.get(link).content
+        == direct.client.get_object(Bucket=direct.bucket, Key="f/tiny.mp4")["Body"].read()
+    )
+
+    proxy.fail("delete", "503", times=None)
+    refused = api.delete(f"/jobs/{job_id}/file", headers={"x-api-key": api_key})
+    assert refused.status_code == 502 and "delete of f/tiny.mp4 failed" in refused.json()["error"]
+    assert job_of(api, api_key, job_id)["s3_key"] == "f/tiny.mp4"  # the books still know the object
+    assert_books_clean(db, direct)
+    proxy.clear()
+    proxy.fail("delete", "lost")  # deleted, answer lost: the retried DELETE is answered 204 anyway
+    assert api.delete(f"/jobs/{job_id}/file", headers={"x-api-key": api_key}).status_code == 200
+    assert list(direct.listing()) == []
+    assert_books_clean(db, direct)
+
+
+@pytest.fixture
+def six_mb(tmp_path: Path) -> Path:
+    path = tmp_path / "big.mkv"
+    path.write_bytes(os.urandom(6 * MB))
+    return path
+
+
+def in_parts(proxy: S3FaultProxy, bucket: str) -> S3Storage:
+    """Multipart from 5 MB (S3's smallest part), through the proxy."""
+    parts = TransferConfig(multipart_threshold=5 * MB, multipart_chunksize=5 * MB)
+    return S3Storage(bucket=bucket, endpoint_url=proxy.url, addressing_style="path", transfer=parts,
+                     timeouts=(1.0, 1.0), max_attempts=3, **CREDENTIALS)  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["part", "complete_multipart"])
+def test_a_failed_multipart_upload_is_aborted(
+    proxy: S3FaultProxy, direct: S3Storage, six_mb: Path, kind: str
+) -> None:
+    storage = in_parts(proxy, direct.bucket)
+    proxy.fail(kind, "503" if kind == "part" else "reset", times=None)
+    with pytest.raises(StorageError, match=f"S3 bucket '{direct.bucket}': upload of big.mkv failed"):
+        storage.put(six_mb, "big.mkv", overwrite=False)
+    assert proxy.count("create_multipart") == 1 and proxy.count("abort_multipart") == 1
+    assert not direct.client.list_multipart_uploads(Bucket=direct.bucket).get("Uploads")
+    assert list(direct.listing()) == []
+
+
+def test_passing_multipart_faults_end_in_one_whole_object(
+    proxy: S3FaultProxy, direct: S3Storage, six_mb: Path
+) -> None:
+    storage = in_parts(proxy, direct.bucket)
+    proxy.fail("create_multipart", "500")
+    proxy.fail("part", "reset")
+    proxy.fail("complete_multipart", "stall")
+    assert storage.put(six_mb, "big.mkv", overwrite=False)
+    assert direct.client.get_object(Bucket=direct.bucket, Key="big.mkv")["Body"].read() == six_mb.read_bytes()
+    assert not direct.client.list_multipart_uploads(Bucket=direct.bucket).get("Uploads")
+    assert [name for name, _ in direct.listing()] == ["big.mkv"]
