@@ -396,7 +396,12 @@ class Worker:
             ended = jobs.has_ended(session, job.id)
         if ended:
             for key in keys:
-                storage.delete(key)
+                try:
+                    storage.delete(key)
+                except SquallError as exc:  # the bucket is failing: reconcile will report the object
+                    log.warning(
+                        "object of an ended job not deleted", job_id=job.id, key=key, error=exc.message
+                    )
 
     def record_failure(self, job: ClaimedJob, failure: JobFailure) -> None:
         delay = self.retry_policy.delay_ms(job.attempt, max_attempts=job.max_attempts)

@@ -104,23 +104,30 @@ def stored_objects_billed(db: Database, job_id: str) -> int:
     return int(total or 0)
 
 
-def test_passing_faults_on_put_are_retried_and_the_job_stored_once(
+def test_passing_faults_on_put_are_retried_and_each_job_stored_once(
     api: TestClient, run: Worker, api_key: str, media: MediaServer, proxy: S3FaultProxy,
     direct: S3Storage, db: Database,
 ) -> None:  # fmt: skip
     proxy.fail("put", "503")  # throttled
     proxy.fail("put", "reset")  # the connection dies mid-body
-    proxy.fail("put", "lost")  # the object lands, the answer does not: the retry meets it (412)
-    job_id = submit(api, api_key, media)
-    assert drain(run) == 1
-    job = job_of(api, api_key, job_id)
-    assert job["status"] == "Completed", job["error"]
-    assert [name for name, _ in direct.listing()] == ["f/tiny.mp4"]  # one object, not an alternate name
-    assert direct.size("f/tiny.mp4") == job["file_size"]
-    assert [fault for kind, fault in proxy.seen if kind == "put"][:3] == ["503", "reset", "lost"]
-    with db.read() as session:
-        assert session.scalar(select(Job.attempt).where(Job.id == job_id)) == 1  # within one run
-    assert stored_objects_billed(db, job_id) == 1
+    proxy.fail("put", "lost", times=3)  # the bucket acts, the answer is lost: a retry meets a 412
+    jobs = [submit(api, api_key, media) for _ in range(3)]  # one name: the 2nd and 3rd take alternates
+    assert drain(run) == 3
+    done = [job_of(api, api_key, job_id) for job_id in jobs]
+    assert [job["status"] for job in done] == ["Completed"] * 3, [job["error"] for job in done]
+    keys = {job["s3_key"] for job in done}
+    assert "f/tiny.mp4" in keys and len(keys) == 3
+    assert {name for name, _ in direct.listing()} == keys  # no object twice, none unknown
+    assert [fault for kind, fault in proxy.seen if kind == "put"][:5] == [
+        "503",
+        "reset",
+        "lost",
+        "lost",
+        "lost",
+    ]
+    with db.read() as session:  # each within its first run
+        assert set(session.scalars(select(Job.attempt).where(Job.id.in_(jobs)))) == {1}
+    assert [stored_objects_billed(db, job_id) for job_id in jobs] == [1, 1, 1]
     assert_books_clean(db, direct)
 
 
