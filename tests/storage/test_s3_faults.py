@@ -52,11 +52,11 @@ def direct(moto_endpoint: str, request: pytest.FixtureRequest) -> S3Storage:
 
 @pytest.fixture
 def faulty(settings: Settings, proxy: S3FaultProxy, direct: S3Storage) -> S3Storage:
-    """Squall's storage, as the settings make it, through the proxy: 3 tries, 1 s timeouts."""
+    """Squall's storage, as the settings make it, through the proxy: 5 tries, 1 s timeouts."""
     settings.storage, settings.s3_bucket, settings.s3_endpoint_url = "s3", direct.bucket, proxy.url
     settings.s3_addressing_style, settings.s3_region = "path", "us-east-1"
     settings.s3_access_key_id = settings.s3_secret_access_key = "testing"
-    settings.s3_max_attempts, settings.s3_timeout_seconds = 3, 1.0
+    settings.s3_max_attempts, settings.s3_timeout_seconds = 5, 1.0
     storage = make_storage(settings)
     assert isinstance(storage, S3Storage)
     return storage
@@ -110,37 +110,25 @@ def test_passing_faults_on_put_are_retried_and_each_job_stored_once(
 ) -> None:  # fmt: skip
     proxy.fail("put", "503")  # throttled
     proxy.fail("put", "reset")  # the connection dies mid-body
-    proxy.fail("put", "lost", times=3)  # the bucket acts, the answer is lost: a retry meets a 412
-    jobs = [submit(api, api_key, media) for _ in range(3)]  # one name: the 2nd and 3rd take alternates
-    assert drain(run) == 3
+    proxy.fail("put", "stall")  # never answered: the 1 s read timeout ends the wait
+    proxy.fail("put", "lost", times=2)  # the bucket acts, the answer is lost: a retry meets a 412
+    jobs = [submit(api, api_key, media) for _ in range(2)]  # one name: the second takes an alternate
+    assert drain(run) == 2
     done = [job_of(api, api_key, job_id) for job_id in jobs]
-    assert [job["status"] for job in done] == ["Completed"] * 3, [job["error"] for job in done]
+    assert [job["status"] for job in done] == ["Completed"] * 2, [job["error"] for job in done]
     keys = {job["s3_key"] for job in done}
-    assert "f/tiny.mp4" in keys and len(keys) == 3
+    assert "f/tiny.mp4" in keys and len(keys) == 2
     assert {name for name, _ in direct.listing()} == keys  # no object twice, none unknown
     assert [fault for kind, fault in proxy.seen if kind == "put"][:5] == [
         "503",
         "reset",
-        "lost",
+        "stall",
         "lost",
         "lost",
     ]
     with db.read() as session:  # each within its first run
         assert set(session.scalars(select(Job.attempt).where(Job.id.in_(jobs)))) == {1}
-    assert [stored_objects_billed(db, job_id) for job_id in jobs] == [1, 1, 1]
-    assert_books_clean(db, direct)
-
-
-def test_a_stalled_put_times_out_and_is_retried(
-    api: TestClient, run: Worker, api_key: str, media: MediaServer, proxy: S3FaultProxy,
-    direct: S3Storage, db: Database,
-) -> None:  # fmt: skip
-    proxy.fail("put", "stall")  # never answered: the 1 s read timeout ends the wait
-    job_id = submit(api, api_key, media)
-    assert drain(run) == 1
-    assert job_of(api, api_key, job_id)["status"] == "Completed"
-    assert proxy.count("put", "stall") == 1 and proxy.count("put", "pass") == 1
-    assert [name for name, _ in direct.listing()] == ["f/tiny.mp4"]
+    assert [stored_objects_billed(db, job_id) for job_id in jobs] == [1, 1]
     assert_books_clean(db, direct)
 
 
@@ -153,14 +141,14 @@ def test_a_bucket_that_keeps_failing_fails_the_job_clearly_and_bills_nothing(
         "put", "500", times=None
     )  # 500, not 503: the backoff after throttling (1 s and up) costs CI time
     job_id = submit(api, api_key, media)
-    assert drain(run) == 2  # the job's 2 attempts (no backoff in tests), each with 3 tries of the PUT
+    assert drain(run) == 2  # the job's 2 attempts (no backoff in tests), each with 5 tries of the PUT
     job = job_of(api, api_key, job_id)
     assert (job["status"], job["error_type"]) == ("Failed", "error")
     assert job["error"] == (
         f"S3 bucket '{direct.bucket}': upload of f/tiny.mp4 failed: the bucket answered InternalError (HTTP 500) "
-        "after 3 attempts"
+        "after 5 attempts"
     )
-    assert proxy.count("put", "500") == 6
+    assert proxy.count("put", "500") == 10
     assert list(direct.listing()) == []
     assert stored_objects_billed(db, job_id) == 0
     usage = api.get("/usage", headers={"x-api-key": api_key}).json()
@@ -195,7 +183,7 @@ def test_reads_and_deletes_through_a_failing_bucket(
         == direct.client.get_object(Bucket=direct.bucket, Key="f/tiny.mp4")["Body"].read()
     )
 
-    proxy.fail("delete", "503", times=None)
+    proxy.fail("delete", "500", times=None)  # not 503: its backoff (1, 2, 4, 8 s) costs CI time
     refused = api.delete(f"/jobs/{job_id}/file", headers={"x-api-key": api_key})
     assert refused.status_code == 502 and "delete of f/tiny.mp4 failed" in refused.json()["error"]
     assert job_of(api, api_key, job_id)["s3_key"] == "f/tiny.mp4"  # the books still know the object
