@@ -198,7 +198,8 @@ def test_reads_and_deletes_through_a_failing_bucket(
 @pytest.fixture
 def six_mb(tmp_path: Path) -> Path:
     if os.environ.get("SQUALL_TEST_DATABASE_URL", "").startswith("postgresql"):
-        pytest.skip("the multipart fault tests run in the SQLite pass only: they use no database (CI budget)")
+        pytest.skip("the storage-only fault tests (multipart, a silent bucket) run in the SQLite pass only: "
+                    "they use no database (CI budget)")  # fmt: skip
     path = tmp_path / "big.mkv"
     path.write_bytes(os.urandom(6 * MB))
     return path
