@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
     s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    # Bucket faults (5xx, throttling, resets, stalls): tries of one request in all, with backoff,
+    # and how long one waits for an answer (connecting: at most 10 s of it).
+    s3_max_attempts: int = Field(default=5, ge=1, le=20)
+    s3_timeout_seconds: float = Field(default=30.0, gt=0)
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str = ""
     allow_private_urls: bool = False

@@ -39,6 +39,7 @@ from squall.jobs.views import object_link
 from squall.keys.cookies import CookiesUnreadable, cookie_box, load_cookies
 from squall.keys.storage_service import StoragePicker, backend_of, customer_folder, storage_box
 from squall.logging import get_logger
+from squall.pipeline.failures import DISK_FULL, is_disk_full
 from squall.pipeline.run import run_pipeline
 from squall.pipeline.spec import Cancelled, JobSpec, PipelineEvents, PipelineResult
 from squall.pipeline.urlguard import url_policy
@@ -345,6 +346,12 @@ class Worker:
             log.info("job stopped", job_id=job.id, lease_lost=run.lost.is_set())
         except JobFailure as failure:
             self.record_failure(job, failure)
+        except OSError as exc:  # Python's own writes (a copy, a sidecar) into a full work directory
+            full = is_disk_full(exc)
+            if not full:
+                log.exception("job crashed", job_id=job.id)
+            message = DISK_FULL if full else "Internal error while processing the job"
+            self.record_failure(job, JobFailure(message, retryable=True))
         except Exception:
             log.exception("job crashed", job_id=job.id)
             self.record_failure(job, JobFailure("Internal error while processing the job", retryable=True))
@@ -389,7 +396,12 @@ class Worker:
             ended = jobs.has_ended(session, job.id)
         if ended:
             for key in keys:
-                storage.delete(key)
+                try:
+                    storage.delete(key)
+                except SquallError as exc:  # the bucket is failing: reconcile will report the object
+                    log.warning(
+                        "object of an ended job not deleted", job_id=job.id, key=key, error=exc.message
+                    )
 
     def record_failure(self, job: ClaimedJob, failure: JobFailure) -> None:
         delay = self.retry_policy.delay_ms(job.attempt, max_attempts=job.max_attempts)

@@ -6,6 +6,7 @@ Messages are for people and never name the tool ("downloader" instead)."""
 
 from __future__ import annotations
 
+import errno
 import re
 import socket
 from dataclasses import dataclass
@@ -39,6 +40,18 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
 RATE_LIMITED = "The source is rate limiting downloads (HTTP 429)"
 BOT_CHECK = "The source is rate limiting downloads: it asked to confirm this is not a bot"
 
+# A full work directory: retried within the job's attempts (other jobs' files may be gone by then).
+DISK_FULL = "Not enough disk space in the work directory"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC anywhere in the chain, or in a message (the downloader and FFmpeg report it as text)."""
+    chain = _chain(exc)
+    if any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in chain):
+        return True
+    return any("no space left on device" in str(e).lower() for e in chain)
+
+
 TOOL_NAMES = ("yt-dlp", "YT-DLP", "yt_dlp", "youtube-dl", "youtube_dl")
 
 
@@ -70,6 +83,8 @@ def classify(exc: BaseException) -> Classified:
 
     chain = _chain(exc)
     text = " | ".join(str(e) for e in chain).lower()
+    if is_disk_full(exc):
+        return Classified(DISK_FULL, retryable=True)
     if "ssrf-guard" in text:
         return Classified(private_address_refused("The URL (or a redirect or stream it leads to)"))
     if "external-downloader-refused" in text:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from squall.errors import JobFailure
 from squall.pipeline.binaries import ffmpeg_path
+from squall.pipeline.failures import DISK_FULL
 from squall.pipeline.probe import MediaInfo
 from squall.pipeline.spec import Cancelled, JobSpec, PipelineEvents
 
@@ -156,4 +157,6 @@ def run_ffmpeg(cmd: list[str], events: PipelineEvents, timeout_seconds: float) -
         if code != 0:
             errors.seek(0)
             tail = errors.read()[-400:].decode(errors="replace").strip()
+            if "no space left on device" in tail.lower():
+                raise JobFailure(DISK_FULL, retryable=True)
             raise JobFailure(f"Processing failed: {tail or f'ffmpeg exited with {code}'}")

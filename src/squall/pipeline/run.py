@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import replace
@@ -79,7 +80,9 @@ def store_with_sidecars(
     except JobFailure:
         for done in [media_key, *stored]:
             if done:
-                storage.delete(done)
+                # The bucket failing: `storage reconcile` reports the object left behind.
+                with contextlib.suppress(StorageError):
+                    storage.delete(done)
         raise
     subtitle, thumbnail = stored
     return media_key, subtitle, thumbnail

@@ -83,7 +83,7 @@ class CustomerS3(S3Storage):
             secret_access_key=fields["secret_key"],
             addressing_style=style,
             timeouts=(CONNECT_SECONDS, READ_SECONDS),
-            max_attempts=2,
+            max_attempts=3,  # the first try and two retries
         )
         self.client.meta.events.register("before-send", self._check_before_send)
         self._guard = guard
@@ -96,8 +96,11 @@ class CustomerS3(S3Storage):
             return action()
         except StorageError as exc:
             cause = exc.__cause__ or exc.__context__  # boto's exception, behind s3_errors
-            known = isinstance(cause, (ClientError, ReadTimeoutError, ConnectTimeoutError,
-                                       EndpointConnectionError, ConnectionClosedError))  # fmt: skip
+            kinds = (ClientError, ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError,
+                     ConnectionClosedError)  # fmt: skip
+            if cause is not None and not isinstance(cause, kinds):  # the transfer manager wraps it
+                cause = cause.__cause__ or cause
+            known = isinstance(cause, kinds)
             said = reason(cause) if cause is not None and known else exc.message
             raise self._failure(said) from None
         except InvalidInput as exc:  # the guard refused the endpoint at connect time

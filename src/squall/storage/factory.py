@@ -22,4 +22,6 @@ def make_storage(settings: Settings) -> Storage:
         access_key_id=settings.s3_access_key_id,
         secret_access_key=settings.s3_secret_access_key,
         addressing_style=settings.s3_addressing_style,
+        timeouts=(min(settings.s3_timeout_seconds, 10.0), settings.s3_timeout_seconds),
+        max_attempts=settings.s3_max_attempts,
     )
