@@ -201,12 +201,12 @@ class S3Storage:
     def read_range(self, key: str, start: int, end: int) -> ByteStream:
         """One GetObject with ``Range: bytes=start-(end-1)``; the body is read as it arrives."""
         try:
-            with s3_errors(f"ranged read of {key}"):
+            with s3_errors(f"ranged read of {key}", self.bucket):
                 answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}")
         except (_Missing, _Taken):
             raise StorageError(f"S3 ranged read of {key} failed: no such object") from None
         body = answer["Body"]
-        return ByteStream(_chunks_of(body, f"ranged read of {key}"), body.close)
+        return ByteStream(_chunks_of(body, f"ranged read of {key}", self.bucket), body.close)
 
     def listing(self) -> Iterator[tuple[str, int]]:
         try:
@@ -218,6 +218,6 @@ class S3Storage:
             raise StorageError(f"S3 listing of {self.bucket} failed: no such bucket") from None
 
 
-def _chunks_of(body: Any, action: str) -> Iterator[bytes]:
-    with s3_errors(action):  # a connection lost mid-body is a storage error too
+def _chunks_of(body: Any, action: str, bucket: str) -> Iterator[bytes]:
+    with s3_errors(action, bucket):  # a connection lost mid-body is a storage error too
         yield from body.iter_chunks(CHUNK)
