@@ -142,9 +142,15 @@ class HostBed:
     def up(self) -> HostBed:
         try:
             self._network()
-            self._postgres()
+            self._media()  # these two start while the cluster is made
             self._s3()
-            self._media()
+            self._postgres()
+            _wait_http(f"{self.media_url}/media/clip.mp4", 60, self.hosts["media"])
+            _wait_http(self.s3_url, 60, self.hosts["s3"])
+            import boto3  # here: the bed's module imports stay light for `down`
+
+            boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1", aws_access_key_id="bed",
+                         aws_secret_access_key="bed").create_bucket(Bucket=BUCKET)  # fmt: skip
             self.cli("db", "upgrade")
             for n in range(1, self.api_hosts + 1):
                 self.start_api(n)
@@ -229,11 +235,6 @@ class HostBed:
     def _s3(self) -> None:
         moto = str(Path(sys.executable).parent / "moto_server")
         self.spawn("s3", [moto, "-H", self.address("s3"), "-p", str(S3_PORT)], os.environ.copy())
-        _wait_http(self.s3_url, 60, self.hosts["s3"])
-        import boto3  # here: the bed's module imports stay light for `down`
-
-        boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1", aws_access_key_id="bed",
-                     aws_secret_access_key="bed").create_bucket(Bucket=BUCKET)  # fmt: skip
 
     def _media(self) -> None:
         from tests.support.media import video
@@ -243,7 +244,6 @@ class HostBed:
         video(folder / "clip.mp4", size="160x90", seconds=2)
         command = [sys.executable, "-m", "tests.support.hostbed", "media", str(folder), self.address("media")]
         self.spawn("media", command, {**os.environ, "PYTHONPATH": str(REPO)})
-        _wait_http(f"{self.media_url}/media/clip.mp4", 60, self.hosts["media"])
 
     # -- processes ----------------------------------------------------------------------
     def spawn(self, role: str, command: Sequence[str], env: dict[str, str]) -> None:
@@ -311,10 +311,14 @@ class HostBed:
     # -- down ---------------------------------------------------------------------------
     def down(self) -> None:
         """Remove everything this run made; safe to call twice and after a failed ``up``."""
-        for role in reversed(list(self.hosts)):  # workers and API hosts first
-            if role != "pg":
-                with contextlib.suppress(Exception):
-                    self.stop(role, timeout=5)
+        roles = [role for role in reversed(list(self.hosts)) if role != "pg"]
+        for role in roles:  # all at once: each takes a moment to wind down
+            if (pid := self.hosts[role].pid) is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGTERM)
+        for role in roles:
+            with contextlib.suppress(Exception):
+                self.stop(role, timeout=5)
         data = self.root / "pg" / "data"
         if "pg" in self.hosts and (data / "postmaster.pid").exists():
             with contextlib.suppress(Exception):
