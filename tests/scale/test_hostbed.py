@@ -209,4 +209,8 @@ def test_postgres_restarted_twice_mid_run_loses_nothing(bed: HostBed, engine: En
     done = completions(bed, submitter.job_ids)
     assert set(done) == set(submitter.job_ids) and set(done.values()) == {1}
     assert bed.pids() == before and all(bed.alive().values()), bed.alive()  # no Squall restarted
+    for role in [f"api{n}" for n in range(1, bed.api_hosts + 1)] + bed.worker_roles:
+        # An outage is expected, not a crash: a job claimed just before it waits for the
+        # database instead of spending an attempt, and nothing logs a traceback for it.
+        assert "job crashed" not in bed.log(role) and "Traceback" not in bed.log(role), bed.log(role)[-3000:]
     assert_books_clean(bed, engine, key_id, submitter.job_ids)

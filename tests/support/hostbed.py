@@ -303,6 +303,9 @@ class HostBed:
         return subprocess.run([sys.executable, "-m", "squall", *args], env=self.environ(data), cwd=REPO,
                               capture_output=True, text=True, check=check, timeout=timeout)  # fmt: skip
 
+    def log(self, role: str) -> str:
+        return _read(self.hosts[role].log)
+
     def completed_by_host(self) -> dict[str, Counter[str]]:
         """Per worker host, how many times its log says each job completed."""
         pattern = re.compile(r"job completed.*?job_id=(\S+)")
