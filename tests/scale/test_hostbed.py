@@ -29,12 +29,15 @@ from squall.jobs.models import Job
 from squall.metering.models import UsageEvent
 from tests.support.hostbed import HostBed, unavailable_reason
 
+POSTGRES_PASS = bool(os.environ.get("SQUALL_TEST_DATABASE_URL"))
+UNAVAILABLE = unavailable_reason() if POSTGRES_PASS else None  # probed once (it makes a namespace)
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(
-        not os.environ.get("SQUALL_TEST_DATABASE_URL"),
+        not POSTGRES_PASS,
         reason="the host bed brings its own PostgreSQL cluster; it runs in the PostgreSQL pass only",
     ),
-    pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason())),
+    pytest.mark.skipif(UNAVAILABLE is not None, reason=str(UNAVAILABLE)),
 ]
 SOURCE = "/slow/clip.mp4?kbps=200"  # paced per connection: the jobs overlap across the hosts
 
