@@ -2,7 +2,7 @@
 hosts for an I/O-bound workload, admissions per second through 1 and 2 API hosts, and the
 queue wait of a job submitted to an idle cluster.
 
-    python -m bench.scaleout [--rounds 3] [--concurrency 2] [--kbps 5] [--admit-seconds 5] [--samples 20]
+    .venv/bin/python -m bench.scaleout [--rounds 3] [--concurrency 2] [--kbps 5] [--admit-seconds 5] [--samples 20]
 
 The bed (tests/support/hostbed.py) is brought up once: PostgreSQL, moto S3 and the media host
 in their own network namespaces, 2 API hosts, and the worker hosts started one by one. Every

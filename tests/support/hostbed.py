@@ -2,8 +2,8 @@
 bridge, all on this machine, so Squall runs as it would on many machines sharing one
 PostgreSQL and one bucket.
 
-    python -m tests.support.hostbed up [--worker-hosts 3] [--api-hosts 2]   # prints where things are
-    python -m tests.support.hostbed down [RUN_ID]                            # tears one run down
+    .venv/bin/python -m tests.support.hostbed up [--worker-hosts 3] [--api-hosts 2]   # prints where things are
+    .venv/bin/python -m tests.support.hostbed down [RUN_ID]                   # tears one run down
 
 Layout of a run (``RUN_ID`` is 6 random hex digits; ``N`` a free third octet of 10.77.N.0/24,
 picked under a lock so parallel runs never share names or addresses):
@@ -448,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"  key       {json.loads(made.cli('keys', 'create', '--name', 'bed', '--json').stdout)['api_key']}"
         )
-        print(f"tear down:  python -m tests.support.hostbed down {made.run_id}")
+        print(f"tear down:  .venv/bin/python -m tests.support.hostbed down {made.run_id}")
         return 0
     runs = (
         [args.run_id]
