@@ -2,8 +2,8 @@
 bridge, all on this machine, so Squall runs as it would on many machines sharing one
 PostgreSQL and one bucket.
 
-    .venv/bin/python -m tests.support.hostbed up [--worker-hosts 3] [--api-hosts 2]   # prints where things are
-    .venv/bin/python -m tests.support.hostbed down [RUN_ID]                   # tears one run down
+    .venv/bin/python -m bench.hostbed up [--worker-hosts 3] [--api-hosts 2]   # prints where things are
+    .venv/bin/python -m bench.hostbed down [RUN_ID]                           # tears one run down
 
 Layout of a run (``RUN_ID`` is 6 random hex digits; ``N`` a free third octet of 10.77.N.0/24,
 picked under a lock so parallel runs never share names or addresses):
@@ -23,7 +23,6 @@ Needs root and ``ip``; :func:`unavailable_reason` says why not when they are mis
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import json
@@ -242,7 +241,7 @@ class HostBed:
         folder = self.root / "media"
         folder.mkdir()
         video(folder / "clip.mp4", size="160x90", seconds=2)
-        command = [sys.executable, "-m", "tests.support.hostbed", "media", str(folder), self.address("media")]
+        command = [sys.executable, "-m", "tests.support.hostbed", str(folder), self.address("media")]
         self.spawn("media", command, {**os.environ, "PYTHONPATH": str(REPO)})
 
     # -- processes ----------------------------------------------------------------------
@@ -416,52 +415,5 @@ def _serve_media(folder: str, address: str) -> None:
         httpd.serve_forever()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.support.hostbed", description=__doc__.split("\n\n")[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="bring a bed up and leave it running")
-    up.add_argument("--api-hosts", type=int, default=2)
-    up.add_argument("--worker-hosts", type=int, default=3)
-    up.add_argument("--concurrency", type=int, default=2, help="jobs at once per worker host")
-    down = sub.add_parser("down", help="tear a bed down (the only one, or RUN_ID)")
-    down.add_argument("run_id", nargs="?")
-    media = sub.add_parser("media")  # internal: the media host's server
-    media.add_argument("folder")
-    media.add_argument("address")
-    args = parser.parse_args(argv)
-    if args.command == "media":
-        _serve_media(args.folder, args.address)
-        return 0
-    if (reason := unavailable_reason()) is not None:
-        print(reason, file=sys.stderr)
-        return 2
-    if args.command == "up":
-        made = HostBed(api_hosts=args.api_hosts, worker_hosts=args.worker_hosts,
-                       worker_concurrency=args.concurrency).up()  # fmt: skip
-        print(f"run {made.run_id} on {made.subnet} (state and logs in {made.root})")
-        print(f"  database  {made.database_url}\n  s3        {made.s3_url} bucket {BUCKET}\n"
-              f"  media     {made.media_url}/media/clip.mp4 (throttled: /slow/clip.mp4?kbps=50)")  # fmt: skip
-        for url in made.api_urls:
-            print(f"  api       {url}")
-        print(
-            f"  key       {json.loads(made.cli('keys', 'create', '--name', 'bed', '--json').stdout)['api_key']}"
-        )
-        print(f"tear down:  .venv/bin/python -m tests.support.hostbed down {made.run_id}")
-        return 0
-    runs = (
-        [args.run_id]
-        if args.run_id
-        else [p.name.rsplit("-", 1)[1] for p in Path("/tmp").glob("squall-hostbed-*")]
-    )
-    if len(runs) != 1:
-        print(f"name the run to tear down: {' '.join(runs) or 'none running'}", file=sys.stderr)
-        return 2
-    HostBed.load(runs[0]).down()
-    print(f"run {runs[0]} torn down")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the media host's server: python -m tests.support.hostbed FOLDER ADDRESS
+    _serve_media(sys.argv[1], sys.argv[2])
