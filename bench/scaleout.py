@@ -122,7 +122,9 @@ def queue_waits(bed: HostBed, engine: Engine, key: str, samples: int) -> list[fl
     return sorted(waits)
 
 
-def admissions_per_s(bed: HostBed, key: str, apis: list[str], seconds: float) -> float:
+def admissions_per_s(
+    bed: HostBed, key: str, apis: list[str], seconds: float, *, report: bool = True
+) -> float:
     counts = [0] * CLIENTS
     errors: list[str] = []
     deadline = time.monotonic() + seconds
@@ -148,7 +150,8 @@ def admissions_per_s(bed: HostBed, key: str, apis: list[str], seconds: float) ->
     if errors:
         raise RuntimeError(f"admission failed: {errors[:3]}")
     rate = sum(counts) / (time.monotonic() - started)
-    print(f"admissions through {len(apis)} API host(s): {rate:.0f}/s", flush=True)
+    if report:
+        print(f"admissions through {len(apis)} API host(s): {rate:.0f}/s", flush=True)
     return rate
 
 
@@ -179,7 +182,7 @@ def main() -> int:
         print(f"queue wait (ms), {len(waits)} samples: {' '.join(f'{w:.0f}' for w in waits)}")
         for role in bed.worker_roles:  # what the admission phase adds stays queued
             bed.stop(role)
-        admissions_per_s(bed, key, bed.api_urls, 1)  # unmeasured: every API process warmed up
+        admissions_per_s(bed, key, bed.api_urls, 1, report=False)  # unmeasured: every API process warmed up
         admit_1 = admissions_per_s(bed, key, bed.api_urls[:1], args.admit_seconds)
         admit_2 = admissions_per_s(bed, key, bed.api_urls, args.admit_seconds)
         engine.dispose()
