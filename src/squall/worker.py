@@ -89,10 +89,21 @@ class JobRun:
         self.recording_live = False
         self._progress = RecordingPace()
 
+    def _write(self, change: Callable[[], bool | None], what: str) -> bool | None:
+        """A write of the run: an outage waits for the database (a restart must not cost the
+        job an attempt); the fencing still decides whether it counts."""
+        worker = self.worker
+        return until_database_back(
+            change, stopping=worker.stopping, give_up_after_s=OUTAGE_PATIENCE_S, what=what
+        )
+
     def step(self, name: str) -> None:
-        with self.worker.db.write() as session:
-            if not jobs.reach_step(session, self.job, name, now=self.worker.clock.now_ms()):
-                self.lost.set()
+        def reach() -> bool:
+            with self.worker.db.write() as session:
+                return jobs.reach_step(session, self.job, name, now=self.worker.clock.now_ms())
+
+        if not self._write(reach, "job step"):
+            self.lost.set()
         self.recording_live = name == JobStep.RECORDING
         if self.cancelled():
             raise Cancelled()
@@ -112,8 +123,11 @@ class JobRun:
                 self.lost.set()
 
     def need_bytes(self, total_bytes: int, *, exact: bool = False) -> bool:
-        with self.worker.db.write() as session:
-            grown = jobs.resize_job_reservation(session, self.job, total_bytes, shrink=exact)
+        def resize() -> bool | None:
+            with self.worker.db.write() as session:
+                return jobs.resize_job_reservation(session, self.job, total_bytes, shrink=exact)
+
+        grown = self._write(resize, "job reservation")
         if grown is None:
             self.lost.set()
             return True  # the cancel check stops the run
@@ -320,8 +334,16 @@ class Worker:
             if job.options_problem:
                 raise JobFailure(job.options_problem)
             workdir.mkdir(parents=True, exist_ok=True)
-            spec = pipeline_spec(job, self.run_limits, self.key_cookies(job.key_id))
-            storage, spec = self.job_storage(job, spec)
+
+            def prepare() -> tuple[Storage, JobSpec]:
+                return self.job_storage(
+                    job, pipeline_spec(job, self.run_limits, self.key_cookies(job.key_id))
+                )
+
+            # An outage just after the claim waits for the database, as the completion does:
+            # crashing here would spend one of the job's attempts on the database's restart.
+            storage, spec = until_database_back(prepare, stopping=self.stopping, give_up_after_s=OUTAGE_PATIENCE_S,
+                                                what="job start")  # fmt: skip
             result = self.pipeline(spec, workdir, storage, run)
             link = self.webhook_download_url(job, result.output_key)
 

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from squall.db import Database
+from squall.db.wakeup import Wakeup
 from squall.errors import JobFailure
 from squall.jobs.models import Job
 from squall.pipeline.spec import JobSpec, PipelineEvents, PipelineResult
@@ -61,3 +62,14 @@ def test_an_idle_worker_is_woken_by_a_submission(
     with db.read() as session:
         waits = [job.started_at - job.created_at for job in (session.get(Job, i) for i in submitted) if job]
     print(f"queue wait on an idle worker: p50={statistics.median(waits)} ms max={max(waits)} ms")
+
+
+def test_a_wake_up_that_comes_before_the_wait_is_not_lost(tmp_path: Path) -> None:
+    """A job committed between a worker's empty claim and its wait: the wake-up arrives while
+    nobody waits, and the next wait must return at once, not after the poll."""
+    wakeup = Wakeup(f"sqlite:///{tmp_path / 'squall.db'}")  # not started: wake_all is called by hand
+    wakeup.wake_all()
+    waiting = threading.Thread(target=wakeup.wait, args=(600.0,), daemon=True)
+    waiting.start()
+    waiting.join(timeout=30)
+    assert not waiting.is_alive(), "the wake-up was lost: the wait runs to the poll"

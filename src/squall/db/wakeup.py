@@ -64,6 +64,7 @@ class Wakeup:
     def __init__(self, url: str) -> None:
         self.url = url
         self._condition = threading.Condition()
+        self._pending = False  # a wake-up that came while no thread was waiting
         self._closed = threading.Event()
         self.listening = threading.Event()  # set once wake-ups can be heard
 
@@ -75,11 +76,15 @@ class Wakeup:
 
     def wait(self, timeout: float) -> None:
         with self._condition:
-            if not self._closed.is_set():  # checked under the lock: a close cannot slip past
+            # Checked under the lock: neither a close nor a wake-up that arrived between the
+            # caller's empty claim and this wait (its job committed meanwhile) can slip past.
+            if not self._closed.is_set() and not self._pending:
                 self._condition.wait(timeout)
+            self._pending = False
 
     def wake_all(self) -> None:
         with self._condition:
+            self._pending = True
             self._condition.notify_all()
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ import httpx
 
 from squall.clock import DAY_MS, SYSTEM, Clock
 from squall.db import Database
+from squall.db.outage import is_outage
 from squall.errors import HostNotFound, UrlRefused
 from squall.logging import get_logger
 from squall.pipeline.urlguard import UrlPolicy, resolve_checked, url_policy
@@ -113,8 +114,11 @@ class WebhookSender:
                     work.put(item)
                 # Until an attempt finishes; when idle, this is also the poll for new rows.
                 finished = _drain(results, wait=self.settings.poll_seconds)
-            except Exception:  # the database, most likely: keep the outcomes for the next round
-                log.exception("webhook dispatcher error; backing off")
+            except Exception as error:  # the database, most likely: keep the outcomes for the next round
+                if is_outage(error):  # expected while it restarts: one line, not a traceback
+                    log.warning("database unavailable; webhook dispatcher backing off")
+                else:
+                    log.exception("webhook dispatcher error; backing off")
                 stopping.wait(self.settings.poll_seconds * 4)
         for _ in range(senders):
             work.put(None)
