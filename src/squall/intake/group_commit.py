@@ -53,6 +53,12 @@ class GroupCommit:
         self._leading = False
         self.batches = 0  # committed or failed transactions (tests read it)
 
+    @property
+    def waiting(self) -> int:
+        """Requests queued for the next batch (tests read it)."""
+        with self._lock:
+            return len(self._waiting)
+
     def run(self, key_id: str, work: Callable[[Session], T]) -> T:
         """``work(session)`` for key ``key_id`` in a savepoint of a shared write transaction;
         returns its result once that transaction has committed, or raises its own error (or
