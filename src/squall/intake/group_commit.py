@@ -8,7 +8,8 @@ dispatched inside that savepoint, commits once, and hands every request its own 
 work that raises (a 403 quota refusal, a 409) rolls back its savepoint alone; the others
 stand. Only when the transaction itself fails (the commit, a savepoint that cannot be rolled
 back) does every request of the batch get that error: nobody is told of a change that did
-not commit. Followers wait in their own threads (the routes' pool), so nothing extra runs.
+not commit. A request alone in its batch runs without a savepoint, in a transaction of its
+own, as every request did before. Followers wait in their own threads (the routes' pool), so nothing extra runs.
 
 On PostgreSQL a batch first locks the counters rows of all its keys, in key order: two
 batches sharing keys would otherwise lock them (and the keys' rollup and Idempotency-Key
@@ -98,6 +99,9 @@ class GroupCommit:
         self.batches += 1
         try:
             with self._database.write() as session:
+                if len(batch) == 1:  # alone: its own transaction, as without group commit
+                    batch[0].result = batch[0].work(session)
+                    return
                 if not self._database.is_sqlite:  # SQLite has one writer: nothing to order
                     counters.lock_rows(session, [item.key_id for item in batch])
                 for item in batch:
