@@ -11,9 +11,10 @@ back) does every request of the batch get that error: nobody is told of a change
 not commit. A request alone in its batch runs without a savepoint, in a transaction of its
 own, as every request did before. Followers wait in their own threads (the routes' pool), so nothing extra runs.
 
-On PostgreSQL a batch first locks the counters rows of all its keys, in key order: two
-batches sharing keys would otherwise lock them (and the keys' rollup and Idempotency-Key
-rows) in different orders and deadlock, which one request per transaction never could."""
+On PostgreSQL a batch first locks the counters rows of all its keys, in key order, before
+any key's rollup or Idempotency-Key rows (as ``jobs.service.create_jobs`` and the workers
+take the counters row first too): transactions that locked a key's rows in different
+orders, or several keys in different orders, would deadlock."""
 
 from __future__ import annotations
 
@@ -99,11 +100,11 @@ class GroupCommit:
         self.batches += 1
         try:
             with self._database.write() as session:
-                if len(batch) == 1:  # alone: its own transaction, as without group commit
-                    batch[0].result = batch[0].work(session)
-                    return
                 if not self._database.is_sqlite:  # SQLite has one writer: nothing to order
                     counters.lock_rows(session, [item.key_id for item in batch])
+                if len(batch) == 1:  # alone: no savepoint, its error rolls back only itself
+                    batch[0].result = batch[0].work(session)
+                    return
                 for item in batch:
                     self._one(session, item)
         except BaseException as failed:  # nothing of this batch committed
