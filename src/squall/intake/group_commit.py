@@ -30,7 +30,7 @@ from squall.events import PENDING_KEY
 from squall.metering import counters
 
 T = TypeVar("T")
-MAX_BATCH = 32  # bounds the write lock's hold and a batch's rollback-and-retry cost
+MAX_BATCH = 32  # bounds how long one batch holds the write lock (and what one failed commit fails)
 
 
 class _Waiting(Generic[T]):
