@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from squall.db.outage import POOL_TIMEOUT_S, POSTGRES_CONNECT_ARGS
-from squall.db.wakeup import WAKE_AFTER_COMMIT, ping_sqlite_workers
+from squall.db.wakeup import WAKE_AFTER_COMMIT, notify_before_commit, ping_sqlite_workers
 from squall.events import EventBus
 
 
@@ -136,6 +136,7 @@ class Database:
             with session.begin():
                 yield session
                 self.events.dispatch(session)
+                notify_before_commit(session)
             wake = session.info.pop(WAKE_AFTER_COMMIT, False)
         if wake:  # committed: SQLite's idle workers may claim now (PostgreSQL used NOTIFY)
             ping_sqlite_workers(self.url)

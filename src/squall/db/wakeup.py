@@ -24,12 +24,19 @@ from squall.logging import get_logger
 log = get_logger("squall.db")
 CHANNEL = "squall_jobs"
 WAKE_AFTER_COMMIT = "squall.wake_workers"  # session.info flag: SQLite pings after the commit
+NOTIFY_AT_COMMIT = "squall.notify_workers"  # session.info flag: PostgreSQL notifies just before
+
+
+def notify_before_commit(session: Session) -> None:
+    """One NOTIFY per transaction however many admissions it holds (a round trip each)."""
+    if session.info.pop(NOTIFY_AT_COMMIT, False):
+        session.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 def jobs_queued(session: Session) -> None:
     """Call in the transaction that queues jobs: idle workers hear of it once it commits."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {CHANNEL}"))  # sent at commit, folded with others
+        session.info[NOTIFY_AT_COMMIT] = True  # Database.write says NOTIFY once, before it commits
     else:
         session.info[WAKE_AFTER_COMMIT] = True
 

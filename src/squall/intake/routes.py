@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 
-from squall.api.deps import ClockDep, ReadTx, SettingsDep, WriteTx
+from squall.api.deps import ClockDep, DatabaseDep, ReadTx, SettingsDep
 from squall.api.openapi import ErrorBody, QuotaBody
 from squall.api.routing import TransactionalRoute
+from squall.intake.group_commit import group_commit
 from squall.intake.submit import BulkRequest, Submission, submit, submit_bulk
 from squall.jobs.options import JobOptions
 from squall.keys.auth import CurrentKey
@@ -34,10 +35,10 @@ def _answer(body: dict[str, Any], replayed: bool) -> JSONResponse:
 
 
 async def submission_dep(
-    key: CurrentKey, reader: ReadTx, writer: WriteTx, settings: SettingsDep, clock: ClockDep,
+    key: CurrentKey, reader: ReadTx, database: DatabaseDep, settings: SettingsDep, clock: ClockDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Submission:  # fmt: skip
-    return Submission(key, settings, clock=clock, reader=reader, writer=writer,
+    return Submission(key, settings, clock=clock, reader=reader, admissions=group_commit(database),
                       idempotency_key=idempotency_key)  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from squall.clock import Clock
 from squall.db.unit_of_work import UnitOfWork
 from squall.errors import InvalidInput
 from squall.intake import idempotency
+from squall.intake.group_commit import GroupCommit
 from squall.intake.request_storage import binding, take_storage, verify_storage
 from squall.jobs import service as jobs
 from squall.jobs.options import JobOptions
@@ -71,16 +72,16 @@ class BulkRequest(BaseModel):
 
 
 class Submission:
-    """One request's way to its jobs: its key, its settings, the clock, and its two
-    transactions: a read for an earlier answer (opened only for an Idempotency-Key, ended as
-    soon as it answered) and the request's write, which admits."""
+    """One request's way to its jobs: its key, its settings, the clock, a read transaction
+    for an earlier answer (opened only for an Idempotency-Key, ended as soon as it answered)
+    and the process's group commit, which admits."""
 
     def __init__(
-        self, key: AuthenticatedKey, settings: Settings, *, clock: Clock, reader: UnitOfWork, writer: UnitOfWork,
-        idempotency_key: str | None,
+        self, key: AuthenticatedKey, settings: Settings, *, clock: Clock, reader: UnitOfWork,
+        admissions: GroupCommit, idempotency_key: str | None,
     ) -> None:  # fmt: skip
         self.key, self.settings, self.clock = key, settings, clock
-        self.reader, self.writer = reader, writer
+        self.reader, self.admissions = reader, admissions
         self.idempotency_key = idempotency_key
         self.policy: UrlPolicy = url_policy(settings)
         if idempotency_key is not None:
@@ -103,16 +104,22 @@ class Submission:
     def admit(
         self, fingerprint: str, create: Callable[[Session, int], dict[str, Any]]
     ) -> tuple[dict[str, Any], bool]:
-        """``create(session, now)`` in the write transaction, with its answer stored under the
-        key (first, so a concurrent twin stops there). Returns (answer, replayed)."""
-        session, now = self.writer.session, self.clock.now_ms()  # now: after any feed was read
-        if self.idempotency_key is None:
-            return create(session, now), False
-        reserved = idempotency.reserve(session, self.key.id, self.idempotency_key, fingerprint, now=now)
-        if isinstance(reserved, dict):
-            return reserved, True
-        reserved.response = create(session, now)
-        return reserved.response, False
+        """``create(session, now)`` in a write transaction shared with concurrent requests
+        (group commit), with its answer stored under the key (first, so a concurrent twin
+        stops there). Returns (answer, replayed) once committed."""
+        key_id, idempotency_key = self.key.id, self.idempotency_key
+
+        def admit_in(session: Session) -> tuple[dict[str, Any], bool]:
+            now = self.clock.now_ms()  # after any feed was read
+            if idempotency_key is None:
+                return create(session, now), False
+            reserved = idempotency.reserve(session, key_id, idempotency_key, fingerprint, now=now)
+            if isinstance(reserved, dict):
+                return reserved, True
+            reserved.response = create(session, now)
+            return reserved.response, False
+
+        return self.admissions.run(key_id, admit_in)
 
     def check(self, options: JobOptions) -> None:
         check_url(options.url, self.policy, what="url")

@@ -83,11 +83,13 @@ def create_jobs(
     job reserves its known size (``sizes``: an enclosure's length, say) or else the default
     reservation, which a limited key without room for it gets cut down to its share of what
     is left. ``held`` jobs (a paused batch) wait until released. The per-key counters row is
-    every admission's hot spot, so it is updated last: its row lock is then held only until
-    the commit."""
+    taken first, as every other transaction of the key takes it (workers, cancels, a group
+    commit's key-order lock), so that no two lock the key's rows in opposite orders."""
     ids = [new_id() for _ in items]
     known: list[int | None] = list(sizes) if sizes is not None else [None] * len(items)
     reservations = [admission.reservation_bytes if size is None else size for size in known]
+    if not counters.try_admit_jobs(session, key.id, len(ids), sum(reservations)):
+        reservations = _admit_with_what_is_left(session, key.id, known, admission.reservation_bytes)
     rows = [
         dict(
             id=job_id,
@@ -112,8 +114,6 @@ def create_jobs(
     for job_id in ids:
         ledger.record(session, key_id=key.id, job_id=job_id, at_ms=now,
                       events=[Usage(ledger.JOBS_CREATED, 1)], dedupe_prefix=job_id)  # fmt: skip
-    if not counters.try_admit_jobs(session, key.id, len(ids), sum(reservations)):
-        _admit_with_what_is_left(session, key.id, ids, known, admission.reservation_bytes)
     record(session, JobsAdmitted(key.id, len(ids), at=now, quota_limited=key.key_type == "trial",
                                  webhook_url=items[0].webhook_url if items else None))  # fmt: skip
     if not held:
@@ -122,21 +122,21 @@ def create_jobs(
 
 
 def _admit_with_what_is_left(
-    session: Session, key_id: str, ids: list[str], known: list[int | None], default: int
-) -> None:
+    session: Session, key_id: str, known: list[int | None], default: int
+) -> list[int]:
     """The slow path of a limited key short of room: jobs of unknown size share what is left
-    after the known sizes, each at most the default. Refused (403) when the known sizes do
-    not fit, or nothing is left for the unknown ones."""
+    after the known sizes, each at most the default. Returns each job's reservation, admitted.
+    Refused (403) when the known sizes do not fit, or nothing is left for the unknown ones."""
     wanted = sum(default if size is None else size for size in known)
-    unknown = [job_id for job_id, size in zip(ids, known, strict=True) if size is None]
+    unknown = sum(1 for size in known if size is None)
     room = counters.room_left(session, key_id)
     if room is None or not unknown:
         counters.refuse(session, key_id, wanted)
-    share = min(default, (room - sum(size or 0 for size in known)) // len(unknown))
+    share = min(default, (room - sum(size or 0 for size in known)) // unknown)
     if share <= 0:
         counters.refuse(session, key_id, wanted)
-    counters.admit_jobs(session, key_id, len(ids), wanted - (default - share) * len(unknown))
-    session.execute(update(Job).where(Job.id.in_(unknown)).values(reserved_bytes=share))
+    counters.admit_jobs(session, key_id, len(known), wanted - (default - share) * unknown)
+    return [share if size is None else size for size in known]
 
 
 def release_held(session: Session, batch_id: str, *, now: int) -> int:

@@ -9,11 +9,11 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from squall.crypto import SealedSecretError, SecretBox
-from squall.db.base import new_id
+from squall.db.base import new_id, table_of
 from squall.errors import SquallError, StorageRefused
 from squall.keys.storage_config import BODIES, StorageBody, open_bucket
 from squall.keys.storage_models import JobStorage, StorageBackend
@@ -21,6 +21,11 @@ from squall.pipeline.urlguard import UrlPolicy
 from squall.storage.base import Storage
 
 PURPOSE = "storage"
+# Every admission asks for its key's active backend: one prebuilt Core statement, asked once
+# per key per transaction (a group commit admits many requests of one key in one).
+_BACKENDS = table_of(StorageBackend).c
+_ACTIVE_ID = select(_BACKENDS.id).where(_BACKENDS.key_id == bindparam("k"), _BACKENDS.active.is_(True))
+ACTIVE_IDS = "squall.storage.active_ids"  # session.info: key id -> its active backend's id
 
 
 def storage_box(secret_key: str) -> SecretBox:
@@ -49,6 +54,7 @@ def save_config(
 
 
 def retire(session: Session, key_id: str, *, now: int, provider: str | None = None) -> bool:
+    session.info.pop(ACTIVE_IDS, None)
     query = update(StorageBackend).where(StorageBackend.key_id == key_id, StorageBackend.active.is_(True))
     if provider is not None:
         query = query.where(StorageBackend.provider == provider)
@@ -80,8 +86,10 @@ def bind_jobs(session: Session, key_id: str, job_ids: Iterable[str], backend_id:
     """New jobs store into the request's bucket, else the key's configured one, else (no
     row) the operator's storage."""
     if backend_id is None:
-        config = active_config(session, key_id)
-        backend_id = config.id if config is not None else None
+        known: dict[str, str | None] = session.info.setdefault(ACTIVE_IDS, {})
+        if key_id not in known:
+            known[key_id] = session.scalar(_ACTIVE_ID, {"k": key_id})
+        backend_id = known[key_id]
     if backend_id is not None:
         session.add_all(JobStorage(job_id=job_id, backend_id=backend_id) for job_id in job_ids)
 

@@ -91,6 +91,14 @@ def room_left(session: Session, key_id: str) -> int | None:
     return max(0, int(row.storage_limit_bytes - row.used_bytes - row.reserved_bytes))
 
 
+def lock_rows(session: Session, key_ids: list[str]) -> None:
+    """Lock these keys' rows in key order (PostgreSQL), so that transactions admitting for
+    several keys take their locks in one order and cannot deadlock."""
+    session.execute(
+        select(C.key_id).where(C.key_id.in_(sorted(set(key_ids)))).order_by(C.key_id).with_for_update()
+    ).all()
+
+
 def try_admit_jobs(session: Session, key_id: str, count: int, reserve_bytes: int) -> bool:
     """Count ``count`` new pending jobs and reserve ``reserve_bytes`` for them, all or none;
     False (and nothing changed) when the reservation does not fit."""
