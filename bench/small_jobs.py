@@ -43,8 +43,8 @@ from typing import Any
 import httpx
 
 from bench._common import BenchEnv, background, bench_env, free_port, run_main, squall_cli
-from bench.pipeline import ENDED, _children, squall_serve
-from bench.small_jobs_profile import profile_worker
+from bench.pipeline import ENDED, _children, _cmdline, squall_serve
+from bench.small_jobs_profile import run_profile
 from squall.pipeline.binaries import ffmpeg_path
 
 BULK_SIZE = 100  # POST /jobs/bulk's limit
@@ -77,9 +77,20 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def tree_cpu_s(root: int) -> float:
-    """CPU seconds of a process tree: each live process's own and its ended children's."""
-    total, pending = 0.0, [root]
+def _kind(pid: int, root: int) -> str:
+    argv = " ".join(_cmdline(pid))
+    if "forkserver" in argv:
+        return "downloader"  # the forkserver and, once it has reaped them, its yt-dlp children
+    if "squall worker" in argv:
+        return "worker"  # and the FFmpeg runs it waited for
+    return "api" if pid == root else "other"
+
+
+def tree_cpu_s(root: int) -> dict[str, float]:
+    """CPU seconds of a process tree by kind of process: each live process's own and its
+    ended children's."""
+    totals: dict[str, float] = {}
+    pending = [root]
     tick = os.sysconf("SC_CLK_TCK")
     while pending:
         pid = pending.pop()
@@ -87,9 +98,10 @@ def tree_cpu_s(root: int) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # ended meanwhile
             continue
-        total += sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
+        kind = _kind(pid, root)
+        totals[kind] = totals.get(kind, 0.0) + sum(int(v) for v in fields[11:15]) / tick  # u/s/cu/cs time
         pending += _children(pid)
-    return total
+    return totals
 
 
 def _bare_job(url: str, name: str) -> dict[str, float]:
@@ -211,7 +223,8 @@ def run_squall(
             cpu = tree_cpu_s(pid)
             started_ms = time.time() * 1000
             job_ids = wait_batches(client, submit(client, urls, "job"))
-            cpu_ms = (tree_cpu_s(pid) - cpu) * 1000 / len(urls)
+            after = tree_cpu_s(pid)
+            cpu_ms = {kind: (after[kind] - cpu.get(kind, 0.0)) * 1000 / len(urls) for kind in after}
             jobs = [client.get(f"/jobs/{job_id}").json() for job_id in job_ids]
         finally:
             client.close()
@@ -221,7 +234,8 @@ def run_squall(
     wall = (max(job["finished_at"] for job in jobs) - started_ms) / 1000
     phases = [job_phases(job) for job in jobs]
     for each in phases:  # the tree's CPU (API, workers, children, FFmpeg) per job, on average
-        each["cpu"] = cpu_ms
+        each["cpu"] = sum(cpu_ms.values())
+        each.update({f"cpu_{kind}": ms for kind, ms in cpu_ms.items()})
     return wall, phases
 
 
@@ -234,7 +248,7 @@ def profile(env: BenchEnv, urls: list[str]) -> list[tuple[str, float, int]]:
         client = httpx.Client(base_url=base, headers={"x-api-key": key}, timeout=60.0)
         try:
             batches = submit(client, urls, "profile")
-            parts = profile_worker(env.environ(SQUALL_PUBLIC_URL=base), len(urls) - 1)
+            parts = run_profile(env.environ(SQUALL_PUBLIC_URL=base), len(urls) - 1, str(env.data_dir))
             wait_batches(client, batches)
         finally:
             client.close()
@@ -304,14 +318,17 @@ def main() -> int:
             )
             if args.profile_jobs:
                 with bench_env(args.db) as env:
-                    parts = profile(env, urls[: args.profile_jobs + 1])
+                    parts = profile(
+                        env, [f"{media}/profile-{i:04d}.mp3" for i in range(args.profile_jobs + 1)]
+                    )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
     print("per job, medians in ms:".ljust(36) + "  squall     bare")
     for title, key in [("queue wait", "queue"), ("download (yt-dlp)", "download"), ("mux (ffmpeg -c copy)", "mux"),
                        ("store", "store"), ("other (claim, steps, commits)", "other"), ("claim..finished", "total"),
-                       ("CPU per job (all processes)", "cpu")]:  # fmt: skip
+                       ("CPU per job (all processes)", "cpu"), ("  API process", "cpu_api"),
+                       ("  worker processes (+ FFmpeg)", "cpu_worker"), ("  downloader children", "cpu_downloader")]:  # fmt: skip
         print(f"  {title:<32} {medians(squall_phases, key)} {medians(bare_phases, key)}")
     if args.profile_jobs:
         print(

@@ -2,13 +2,22 @@
 small jobs, one after another, through a real ``Worker`` inside the benchmark process under
 cProfile (wall-clock timer), against a ``squall serve --workers 0`` on the same database, and
 prints the time per job spent in each part of the worker's path (cumulative, so a row
-includes the rows it calls)."""
+includes the rows it calls).
+
+It runs in a process of its own started with ``python -c`` (``run_profile``): the downloader
+children are forked from a forkserver, which re-imports the parent's ``__main__`` module in
+each child unless it is a package's ``__main__`` (as ``python -m squall worker`` is), so a
+``python -m bench.small_jobs`` parent would make every child import the benchmark's own
+dependencies and inflate the figures."""
 
 from __future__ import annotations
 
 import cProfile
+import json
 import os
 import pstats
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -33,29 +42,37 @@ PARTS = [
 ]
 
 
-def profile_worker(environ: dict[str, str], jobs: int) -> list[tuple[str, float, int]]:
-    """Run the queued jobs through an in-process Worker; per-job ms of each part."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(environ)
-    try:
-        from squall.settings import Settings
-        from squall.worker import Worker
+def run_profile(environ: dict[str, str], jobs: int, cwd: str) -> list[tuple[str, float, int]]:
+    """``profile_worker`` in a ``python -c`` process with the server's environment."""
+    code = (
+        f"from bench.small_jobs_profile import profile_worker as p; import json; print(json.dumps(p({jobs})))"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the profile failed:\n{done.stderr[-3000:]}")
+    return [tuple(row) for row in json.loads(done.stdout.strip().splitlines()[-1])]  # type: ignore[misc]
 
-        worker = Worker(Settings())
-        worker.settings.work_dir.mkdir(parents=True, exist_ok=True)
-        if not worker.run_once():  # the first job warms up (forkserver start), unprofiled
-            raise RuntimeError("no job queued for the profile")
-        profiler = cProfile.Profile(time.perf_counter)
-        done = 0
-        profiler.enable()
-        while done < jobs and worker.run_once():
-            done += 1
-        profiler.disable()
-        worker.stop()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+
+def profile_worker(jobs: int) -> list[tuple[str, float, int]]:
+    """Run the queued jobs through a Worker in this process; per-job ms of each part."""
+    from squall.settings import Settings
+    from squall.worker import Worker
+
+    worker = Worker(Settings())
+    worker.settings.work_dir.mkdir(parents=True, exist_ok=True)
+    if not worker.run_once():  # the first job warms up (forkserver start), unprofiled
+        raise RuntimeError("no job queued for the profile")
+    profiler = cProfile.Profile(time.perf_counter)
+    done = 0
+    profiler.enable()
+    while done < jobs and worker.run_once():
+        done += 1
+    profiler.disable()
+    worker.stop()
     stats: Any = pstats.Stats(profiler).stats
     rows = []
     for label, suffix, name in PARTS:

@@ -17,3 +17,6 @@ from squall.pipeline import ytdlp_child  # noqa: F401  (the code the children ru
 
 for _extractor in gen_extractor_classes():
     _extractor.suitable("http://127.0.0.1/warm-up.mp4")
+
+import gc
+gc.freeze()
