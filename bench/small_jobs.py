@@ -188,7 +188,10 @@ def wait_batches(client: httpx.Client, batches: list[str]) -> list[str]:
         body = client.get(f"/batch/{pending[0]}").json()
         if body["completed_episodes"] + body["failed_episodes"] >= body["total_episodes"]:
             if body["failed_episodes"]:
-                raise RuntimeError(f"batch {pending[0]}: {body['failed_episodes']} jobs failed")
+                errors = {
+                    client.get(f"/jobs/{job_id}").json().get("error") for job_id in body["episode_jobs"]
+                }
+                raise RuntimeError(f"batch {pending[0]}: {body['failed_episodes']} jobs failed: {errors}")
             job_ids += body["episode_jobs"]
             pending.pop(0)
             continue
@@ -287,6 +290,7 @@ def main() -> int:
         names = [f"ep-{i:04d}.mp3" for i in range(args.jobs)] + [
             f"warm-{i}.mp3" for i in range(2 * args.workers)
         ]
+        names += [f"profile-{i:04d}.mp3" for i in range(args.profile_jobs + 1)]
         for name in names:
             os.link(episode, media_dir / name)
         print(f"episode: {episode.stat().st_size} bytes, 3 s MP3")

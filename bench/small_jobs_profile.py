@@ -23,8 +23,8 @@ from typing import Any
 
 # (label, module file suffix, function name): the worker's path for one job, in order.
 PARTS = [
-    ("claim (transaction + commit)", "squall/worker.py", "run_once"),
-    ("  of which queue.claim", "squall/jobs/queue.py", "claim"),
+    ("one job (claim + process)", "squall/worker.py", "run_once"),
+    ("  claim (queue.claim)", "squall/jobs/queue.py", "claim"),
     ("process (everything after the claim)", "squall/worker.py", "process"),
     ("  key cookies read", "squall/worker.py", "key_cookies"),
     ("  job storage read", "squall/worker.py", "job_storage"),
