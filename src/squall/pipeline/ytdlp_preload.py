@@ -9,7 +9,9 @@ otherwise pay again (measured by ``bench.small_jobs``)."""
 from __future__ import annotations
 
 import _strptime  # noqa: F401  (time.strptime's lazy import, used while extracting dates)
-import yt_dlp.extractor.commonprotocols  # noqa: F401
+import gc
+
+import yt_dlp.extractor.commonprotocols
 import yt_dlp.extractor.generic  # noqa: F401  (the real class behind the lazy GenericIE)
 from yt_dlp.extractor import gen_extractor_classes
 
@@ -18,5 +20,6 @@ from squall.pipeline import ytdlp_child  # noqa: F401  (the code the children ru
 for _extractor in gen_extractor_classes():
     _extractor.suitable("http://127.0.0.1/warm-up.mp4")
 
-import gc
+# What was imported stays shared with the children: their collector does not walk (and so
+# copy) it.
 gc.freeze()
