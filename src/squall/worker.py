@@ -88,6 +88,7 @@ class JobRun:
         self.stop = threading.Event()  # POST /jobs/{id}/stop, seen by the heartbeat thread
         self.recording_live = False
         self._progress = RecordingPace()
+        self._granted: tuple[int, bool] | None = None  # the last reservation request granted
 
     def _write(self, change: Callable[[], bool | None], what: str) -> bool | None:
         """A write of the run: an outage waits for the database (a restart must not cost the
@@ -123,6 +124,12 @@ class JobRun:
                 self.lost.set()
 
     def need_bytes(self, total_bytes: int, *, exact: bool = False) -> bool:
+        # The downloader repeats the same exact total with every progress report: a repeat of
+        # the last granted request changes nothing, so it costs no transaction. (A request for
+        # the same total made exact may still shrink the reservation, so it is not a repeat.)
+        if self._granted == (total_bytes, exact) or self._granted == (total_bytes, True):
+            return True
+
         def resize() -> bool | None:
             with self.worker.db.write() as session:
                 return jobs.resize_job_reservation(session, self.job, total_bytes, shrink=exact)
@@ -131,6 +138,8 @@ class JobRun:
         if grown is None:
             self.lost.set()
             return True  # the cancel check stops the run
+        if grown:
+            self._granted = (total_bytes, exact)
         return grown
 
     def cancelled(self) -> bool:
@@ -336,9 +345,9 @@ class Worker:
             workdir.mkdir(parents=True, exist_ok=True)
 
             def prepare() -> tuple[Storage, JobSpec]:
-                return self.job_storage(
-                    job, pipeline_spec(job, self.run_limits, self.key_cookies(job.key_id))
-                )
+                with self.db.read() as session:  # one read for the key's cookies and the job's bucket
+                    spec = pipeline_spec(job, self.run_limits, self.key_cookies(session, job.key_id))
+                    return self.job_storage(session, job, spec)
 
             # An outage just after the claim waits for the database, as the completion does:
             # crashing here would spend one of the job's attempts on the database's restart.
@@ -381,27 +390,25 @@ class Worker:
             done.set()
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def key_cookies(self, key_id: str) -> str | None:
+    def key_cookies(self, session: Session, key_id: str) -> str | None:
         """The key's own cookies, opened for its downloader child; unreadable ones fail the job."""
         try:
-            with self.db.read() as session:
-                return load_cookies(session, key_id, self.cookie_box)
+            return load_cookies(session, key_id, self.cookie_box)
         except CookiesUnreadable as exc:
             raise JobFailure(exc.message) from None
 
-    def job_storage(self, job: ClaimedJob, spec: JobSpec) -> tuple[Storage, JobSpec]:
+    def job_storage(self, session: Session, job: ClaimedJob, spec: JobSpec) -> tuple[Storage, JobSpec]:
         """The operator's storage, or the customer bucket the job was bound to at submission
         (its objects under ``{folder_prefix}{base_folder}/``). A bucket that cannot be opened
         (erased or unreadable credentials, a refused endpoint) fails this job only."""
-        with self.db.read() as session:
-            row = backend_of(session, job.id)
-            if row is None:
-                return self.storage, spec
-            try:
-                storage = self.picker.for_row(row)
-            except SquallError as exc:
-                raise JobFailure(f"Your {row.provider} storage: {exc.message}") from None
-            return storage, replace(spec, folder=customer_folder(row, spec.folder))
+        row = backend_of(session, job.id)
+        if row is None:
+            return self.storage, spec
+        try:
+            storage = self.picker.for_row(row)
+        except SquallError as exc:
+            raise JobFailure(f"Your {row.provider} storage: {exc.message}") from None
+        return storage, replace(spec, folder=customer_folder(row, spec.folder))
 
     def webhook_download_url(self, job: ClaimedJob, key: str) -> str | None:
         if job.hook is None:

@@ -1,13 +1,25 @@
 """Imported once by the downloader forkserver, so every forked child starts warm.
 
 yt-dlp finds the extractor for a URL by trying ~1,900 URL patterns, compiled on first use
-(about a second). Compiling them here, before any fork, makes each job's child skip that."""
+(about a second). Compiling them here, before any fork, makes each job's child skip that.
+The generic extractor (every direct file and feed) is imported here too: its module pulls in
+yt-dlp's YouTube package, 0.25-0.5 s of imports and regex compiling that each child would
+otherwise pay again (measured by ``bench.small_jobs``)."""
 
 from __future__ import annotations
 
+import _strptime  # noqa: F401  (time.strptime's lazy import, used while extracting dates)
+import gc
+
+import yt_dlp.extractor.commonprotocols
+import yt_dlp.extractor.generic  # noqa: F401  (the real class behind the lazy GenericIE)
 from yt_dlp.extractor import gen_extractor_classes
 
 from squall.pipeline import ytdlp_child  # noqa: F401  (the code the children run)
 
 for _extractor in gen_extractor_classes():
     _extractor.suitable("http://127.0.0.1/warm-up.mp4")
+
+# What was imported stays shared with the children: their collector does not walk (and so
+# copy) it.
+gc.freeze()
