@@ -251,9 +251,9 @@ class Worker:
             return
         self._last_beat = time.monotonic()
         host, pid, _ = self.worker_id.rsplit(":", 2)
-        with self.db.write() as session:
+        with self.db.write() as session:  # read against leases: on the same clock
             workers.beat(session, worker_id=self.worker_id, host=host, pid=int(pid),
-                         concurrency=self.concurrency, now=self.clock.now_ms())  # fmt: skip
+                         concurrency=self.concurrency, now=self.lease_now(session))  # fmt: skip
 
     def reap_if_due(self) -> None:
         if time.monotonic() - self._last_reap < self.settings.lease_seconds / 2:
@@ -266,7 +266,7 @@ class Worker:
             self._last_prune = time.monotonic()
             with self.db.write() as session:
                 idempotency.prune(session, now=self.clock.now_ms())
-                workers.forget_stale(session, before=self.clock.now_ms() - DAY_MS)
+                workers.forget_stale(session, before=self.lease_now(session) - DAY_MS)
             self.apply_retention()
 
     def apply_retention(self) -> int:

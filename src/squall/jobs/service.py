@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import BigInteger, bindparam, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from squall.clock import hour_of
 from squall.db import wakeup
 from squall.db.base import new_id, table_of
+from squall.db.dbtime import due_at_once
 from squall.errors import InvalidInput, JobFailure, NotFound
 from squall.events import record
 from squall.jobs import queue
@@ -40,6 +41,8 @@ CANCELLED_MESSAGE = "Job cancelled by user"
 NOT_CANCELLABLE = "Job cannot be cancelled (not in queue or already processing)"
 
 _INSERT_JOB = insert(table_of(Job))  # built once: admission is the hot path
+# A job due at once is due by the database's clock too (``due_at_once``), read in the insert.
+_INSERT_DUE_JOB = insert(table_of(Job)).values(run_after=due_at_once(bindparam("host_now", type_=BigInteger)))
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ def create_jobs(
             step=JobStep.QUEUED,
             attempt=0,
             max_attempts=admission.max_attempts,
-            run_after=HELD if held else now,
+            **({"run_after": HELD} if held else {"host_now": now}),
             reserved_bytes=reserved,
             created_at=now,
             retry_of=retry_of,
@@ -108,7 +111,7 @@ def create_jobs(
         )
         for index, (job_id, options, reserved) in enumerate(zip(ids, items, reservations, strict=True))
     ]
-    session.connection().execute(_INSERT_JOB, rows)
+    session.connection().execute(_INSERT_JOB if held else _INSERT_DUE_JOB, rows)
     for job_id in ids:
         ledger.record(session, key_id=key.id, job_id=job_id, at_ms=now,
                       events=[Usage(ledger.JOBS_CREATED, 1)], dedupe_prefix=job_id)  # fmt: skip
@@ -144,7 +147,7 @@ def release_held(session: Session, batch_id: str, *, now: int) -> int:
     result = session.execute(
         update(Job)
         .where(Job.batch_id == batch_id, Job.status == JobStatus.PENDING, Job.run_after == HELD)
-        .values(run_after=now)
+        .values(run_after=due_at_once(literal(now, BigInteger)))
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
