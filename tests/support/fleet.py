@@ -157,10 +157,9 @@ class RetryingClient:
     def submit(self, body: dict[str, Any], *, idempotent: bool) -> Submitted:
         item = Submitted(uuid.uuid4().hex if idempotent else None)
         self.submitted.append(item)
-        headers = {
-            "x-api-key": self.api_key,
-            **({"Idempotency-Key": item.idempotency_key} if idempotent else {}),
-        }
+        headers = {"x-api-key": self.api_key}
+        if item.idempotency_key:
+            headers["Idempotency-Key"] = item.idempotency_key
         deadline = time.monotonic() + self.patience
         while time.monotonic() < deadline:
             url = self.urls()[item.attempts % len(self.urls())]

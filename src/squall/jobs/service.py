@@ -341,6 +341,38 @@ def complete_job(
     return True
 
 
+STORED_KEYS = "stored_keys"  # in details: objects attempts put before their outcome was written
+
+
+def note_stored(session: Session, claimed: ClaimedJob, key: str) -> bool:
+    """Remember an object this attempt put, so that if the attempt dies before its outcome is
+    written, whoever ends the job deletes it (``take_leftovers``). Fenced by the attempt."""
+    owned = queue.JOBS.locked(session, claimed.id, claimed.attempt, Job.details)
+    if owned is None:
+        return False
+    details = {**(owned.details or {}), STORED_KEYS: [*(owned.details or {}).get(STORED_KEYS, []), key]}
+    session.execute(update(Job).where(fenced(claimed.id, claimed.attempt)).values(details=details))
+    return True
+
+
+def stored_keys(session: Session, job_id: str) -> list[str]:
+    details = session.execute(select(Job.details).where(Job.id == job_id)).scalar_one_or_none()
+    return list((details or {}).get(STORED_KEYS, []))
+
+
+def take_leftovers(session: Session, job_id: str) -> list[str]:
+    """The objects an ended job's attempts put that its books do not name (an attempt killed
+    between its upload and its outcome), forgotten here: the caller deletes them."""
+    job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one_or_none()
+    if job is None or job.status in (JobStatus.PENDING, JobStatus.PROCESSING) or not job.details:
+        return []
+    details = dict(job.details)
+    stored = details.pop(STORED_KEYS, [])
+    if stored:
+        job.details = details
+    return [key for key in stored if key not in (job.output_key, job.subtitle_key, job.thumbnail_key)]
+
+
 def fail_job(
     session: Session, claimed: ClaimedJob, failure: JobFailure, *, now: int, retry_at: int | None
 ) -> bool:
@@ -422,14 +454,17 @@ def retry_job(session: Session, key: AuthenticatedKey, job_id: str, *, now: int,
     return create_job(session, key, options, now=now, admission=admission, retry_of=original.id)
 
 
-def reap_expired(session: Session, *, now: int) -> int:
+def reap_expired(session: Session, *, now: int, given_up: list[str] | None = None) -> int:
     """Requeue jobs whose lease ran out (a worker died or stalled), or end them once their
-    attempts are used up, releasing the reservation. Returns how many were handled."""
+    attempts are used up, releasing the reservation (their ids added to ``given_up``).
+    Returns how many were handled."""
     handled = 0
     for job in queue.expired_leases(session, now=now):
         if job.attempt >= job.max_attempts:
             failure = JobFailure(f"The job was interrupted {job.attempt} times and was given up")
             end_without_output(session, _ending_of(job, job.reserved_bytes, job.attempt), failure, now=now)
+            if given_up is not None:
+                given_up.append(job.id)
         else:
             queue.requeue(session, job.id, job.key_id, job.attempt, run_after=now)
         handled += 1
