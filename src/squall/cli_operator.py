@@ -53,10 +53,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     from squall.admin.status import render
     from squall.admin.views import queue_view
     from squall.bootstrap import open_database
+    from squall.db.dbtime import database_now_ms
 
     settings = get_settings()
     with open_database(settings).read() as session:
-        view = queue_view(session, now=now_ms(), lease_ms=int(settings.lease_seconds * 1000))
+        view = queue_view(session, now=database_now_ms(session), lease_ms=int(settings.lease_seconds * 1000))
     if as_json:
         typer.echo(json.dumps(view))
     else:

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -145,6 +145,11 @@ class JobRun:
     def cancelled(self) -> bool:
         return self.lost.is_set() or self.worker.stopping.is_set()
 
+    def stored(self, key: str) -> None:
+        with self.worker.db.write() as session:
+            if not jobs.note_stored(session, self.job, key):
+                self.lost.set()
+
     def heartbeat_until(self, done: threading.Event) -> None:
         """Renew the lease every heartbeat; in between, check each second (a read) whether the
         job was cancelled (or its recording asked to stop), so a cancel stops the downloader and
@@ -275,9 +280,9 @@ class Worker:
             return
         self._last_beat = time.monotonic()
         host, pid, _ = self.worker_id.rsplit(":", 2)
-        with self.db.write() as session:
+        with self.db.write() as session:  # read against leases: on the same clock
             workers.beat(session, worker_id=self.worker_id, host=host, pid=int(pid),
-                         concurrency=self.concurrency, now=self.clock.now_ms())  # fmt: skip
+                         concurrency=self.concurrency, now=self.lease_now(session))  # fmt: skip
 
     def reap_if_due(self) -> None:
         if time.monotonic() - self._last_reap < self.settings.lease_seconds / 2:
@@ -290,7 +295,7 @@ class Worker:
             self._last_prune = time.monotonic()
             with self.db.write() as session:
                 idempotency.prune(session, now=self.clock.now_ms())
-                workers.forget_stale(session, before=self.clock.now_ms() - DAY_MS)
+                workers.forget_stale(session, before=self.lease_now(session) - DAY_MS)
             self.apply_retention()
 
     def apply_retention(self) -> int:
@@ -319,8 +324,28 @@ class Worker:
         return database_now_ms(session) if self.leases_on_database_time else self.clock.now_ms()
 
     def reap(self) -> int:
+        given_up: list[str] = []
         with self.db.write() as session:
-            return jobs.reap_expired(session, now=self.lease_now(session))
+            reaped = jobs.reap_expired(session, now=self.lease_now(session), given_up=given_up)
+        for job_id in given_up:
+            self.delete_leftovers(job_id)
+        return reaped
+
+    def delete_leftovers(self, job_id: str, *, earlier: Sequence[str] = (), keep: Sequence[str] = ()) -> None:
+        """Delete what attempts of a job that has ended stored but its books do not name (an
+        attempt killed between its upload and its outcome): ``squall storage reconcile``
+        stays clean. ``earlier``: such keys already read (a completion replaces the list)."""
+        try:
+            with self.db.write() as session:
+                leftovers = [k for k in [*earlier, *jobs.take_leftovers(session, job_id)] if k not in keep]
+                storage = self.picker.for_deleting(session, job_id) if leftovers else None
+            for key in leftovers:
+                if storage is not None:
+                    storage.delete(key)
+            if leftovers:
+                log.info("objects of interrupted attempts deleted", job_id=job_id, count=len(leftovers))
+        except Exception:  # the storage or the database: reconciliation will list them
+            log.warning("leftover objects not deleted", job_id=job_id, exc_info=True)
 
     def run_once(self) -> bool:
         """Claim and run one job; False when the queue had nothing ready."""
@@ -356,8 +381,11 @@ class Worker:
             result = self.pipeline(spec, workdir, storage, run)
             link = self.webhook_download_url(job, result.output_key)
 
+            earlier: list[str] = []
+
             def complete() -> bool:
-                with self.db.write() as session:
+                with self.db.write() as session:  # the keys read first: a completion replaces them
+                    earlier[:] = jobs.stored_keys(session, job.id)
                     return jobs.complete_job(session, job, result, now=self.clock.now_ms(), download_url=link)
 
             # A database outage does not cost the run: the result waits for it (fenced as ever).
@@ -365,6 +393,8 @@ class Worker:
                                      what="job completion")  # fmt: skip
             if not ok:
                 self.discard_if_ended(job, result.stored_keys, storage)
+            else:
+                self.delete_leftovers(job.id, earlier=earlier, keep=result.stored_keys)
             log.info(
                 "job completed" if ok else "completion fenced off",
                 job_id=job.id,
@@ -447,6 +477,8 @@ class Worker:
         retry_at = until_database_back(
             fail, stopping=self.stopping, give_up_after_s=OUTAGE_PATIENCE_S, what="job failure"
         )
+        if retry_at is None:  # ended: what earlier attempts stored goes
+            self.delete_leftovers(job.id)
         log.info("job failed", job_id=job.id, error=failure.message, retry_at=retry_at)
 
     def stop(self, *_: object) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from squall.billing import reports
 from squall.billing.models import MeterReport, ReportStatus
@@ -22,7 +22,7 @@ from squall.webhooks import outbox
 from squall.webhooks.models import DeliveryStatus, WebhookDelivery
 from tests.support.helpers import TEST_SECRET, KeyFactory
 
-T0 = 1_900_000_000_000
+T0 = 1_700_000_000_000  # in the past: a due-at-once row keeps the time it was written with (due_at_once)
 LEASE = 1_000
 
 
@@ -81,9 +81,11 @@ def test_jobs_are_claimed_by_priority_then_age_and_only_once(db: Database, make_
 
 
 def test_a_job_not_yet_due_is_not_claimed(db: Database, make_key: KeyFactory) -> None:
-    """``run_after`` in the future keeps a job in the queue until then."""
+    """``run_after`` in the future (a retry's backoff) keeps a job in the queue until then."""
     key = a_key(db, make_key)
-    add_job(db, key, at=T0 + 60_000)
+    job_id = add_job(db, key, at=T0)
+    with db.write() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(run_after=T0 + 60_000))
     with db.write() as session:
         assert job_queue.claim(session, worker_id="w", now=T0, lease_ms=LEASE) is None
         assert job_queue.claim(session, worker_id="w", now=T0 + 60_000, lease_ms=LEASE) is not None

@@ -12,6 +12,7 @@ from squall.admin import views
 from squall.admin.auth import CurrentOperator
 from squall.api.deps import ClockDep, Offset, ReadTx, SettingsDep, WriteTx
 from squall.api.routing import TransactionalRoute
+from squall.db.dbtime import SharedClock
 from squall.keys.service import revoke_key
 from squall.keys.tenancy import TenancyLimits, update_limits
 
@@ -37,7 +38,8 @@ def admin_keys(
 def admin_queue(
     _operator: CurrentOperator, tx: ReadTx, clock: ClockDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    return views.queue_view(tx.session, now=clock.now_ms(), lease_ms=int(settings.lease_seconds * 1000))
+    now = SharedClock(clock).now_ms(tx.session)  # leases and heartbeats are on the database's clock
+    return views.queue_view(tx.session, now=now, lease_ms=int(settings.lease_seconds * 1000))
 
 
 @router.get("/top", response_model=None, summary="Top consumers of the last 7 days (jobs, bytes uploaded)")

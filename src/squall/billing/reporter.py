@@ -15,6 +15,7 @@ from squall.billing.reports import ClaimedReport
 from squall.billing.stripe_api import StripeApi
 from squall.clock import DAY_MS, HOUR_MS, SYSTEM, Clock
 from squall.db import Database
+from squall.db.dbtime import SharedClock
 from squall.errors import BillingUnavailable
 from squall.keys.models import ApiKey
 from squall.logging import get_logger
@@ -37,12 +38,20 @@ REFRESH_EVERY_SECONDS = 5.0
 
 class MeterReporter:
     def __init__(
-        self, db: Database, settings: Settings, api: StripeApi | None = None, clock: Clock = SYSTEM
+        self,
+        db: Database,
+        settings: Settings,
+        api: StripeApi | None = None,
+        clock: Clock = SYSTEM,
+        *,
+        on_database_time: bool | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.api = api or StripeApi(settings)
         self.clock = clock
+        # claims and retry times: the database's clock (unless a test drives a clock of its own)
+        self.shared = SharedClock(clock, on_database=on_database_time)
         self.periods = PeriodRefresher(db, self.api, clock)
         self.lease_ms = int((2 * settings.stripe_timeout_seconds + 5) * 1000)
 
@@ -62,7 +71,9 @@ class MeterReporter:
     def send_due(self) -> int:
         """Send one batch of due reports; returns how many were claimed."""
         with self.db.write() as session:
-            claimed = reports.claim(session, now=self.clock.now_ms(), lease_ms=self.lease_ms, limit=BATCH)
+            claimed = reports.claim(
+                session, now=self.shared.now_ms(session), lease_ms=self.lease_ms, limit=BATCH
+            )
         for report in claimed:
             self.send(report)
         return len(claimed)
@@ -82,8 +93,8 @@ class MeterReporter:
             now = self.clock.now_ms()
             too_old = now - report.occurred_at > TOO_OLD_MS
             delay = BACKOFF.delay_ms(report.attempts)
-            retry_at = None if too_old or delay is None else now + delay
             with self.db.write() as session:
+                retry_at = None if too_old or delay is None else self.shared.now_ms(session) + delay
                 reports.record(session, report, now=now, sent=False, error=exc.message, retry_at=retry_at)
             log.warning("meter report not sent", report_id=report.id, error=exc.message, final=too_old)
             return

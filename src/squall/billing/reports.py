@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import BigInteger, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from squall.billing.models import MeterReport, ReportStatus
 from squall.db.base import table_of
+from squall.db.dbtime import due_at_once
 from squall.jobs.events import ObjectsStored
 from squall.keys.models import ApiKey
 from squall.queue import LeasedQueue
@@ -42,7 +43,8 @@ def on_objects_stored(session: Session, stored: ObjectsStored) -> None:
     session.execute(
         insert(_TABLE).values(
             id=stored.uploaded_event_id, key_id=stored.key_id, value=stored.stored_bytes,
-            occurred_at=stored.at, status=ReportStatus.PENDING, attempts=0, next_attempt_at=stored.at,
+            occurred_at=stored.at, status=ReportStatus.PENDING, attempts=0,
+            next_attempt_at=due_at_once(literal(stored.at, BigInteger)),
         )
     )  # fmt: skip
 

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import BigInteger, bindparam, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from squall.clock import hour_of
 from squall.db import wakeup
 from squall.db.base import new_id, table_of
+from squall.db.dbtime import due_at_once
 from squall.errors import InvalidInput, JobFailure, NotFound
 from squall.events import record
 from squall.jobs import queue
@@ -40,6 +41,8 @@ CANCELLED_MESSAGE = "Job cancelled by user"
 NOT_CANCELLABLE = "Job cannot be cancelled (not in queue or already processing)"
 
 _INSERT_JOB = insert(table_of(Job))  # built once: admission is the hot path
+# A job due at once is due by the database's clock too (``due_at_once``), read in the insert.
+_INSERT_DUE_JOB = insert(table_of(Job)).values(run_after=due_at_once(bindparam("host_now", type_=BigInteger)))
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def create_jobs(
             step=JobStep.QUEUED,
             attempt=0,
             max_attempts=admission.max_attempts,
-            run_after=HELD if held else now,
+            **({"run_after": HELD} if held else {"host_now": now}),
             reserved_bytes=reserved,
             created_at=now,
             retry_of=retry_of,
@@ -110,7 +113,7 @@ def create_jobs(
         )
         for index, (job_id, options, reserved) in enumerate(zip(ids, items, reservations, strict=True))
     ]
-    session.connection().execute(_INSERT_JOB, rows)
+    session.connection().execute(_INSERT_JOB if held else _INSERT_DUE_JOB, rows)
     for job_id in ids:
         ledger.record(session, key_id=key.id, job_id=job_id, at_ms=now,
                       events=[Usage(ledger.JOBS_CREATED, 1)], dedupe_prefix=job_id)  # fmt: skip
@@ -144,7 +147,7 @@ def release_held(session: Session, batch_id: str, *, now: int) -> int:
     result = session.execute(
         update(Job)
         .where(Job.batch_id == batch_id, Job.status == JobStatus.PENDING, Job.run_after == HELD)
-        .values(run_after=now)
+        .values(run_after=due_at_once(literal(now, BigInteger)))
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -338,6 +341,38 @@ def complete_job(
     return True
 
 
+STORED_KEYS = "stored_keys"  # in details: objects attempts put before their outcome was written
+
+
+def note_stored(session: Session, claimed: ClaimedJob, key: str) -> bool:
+    """Remember an object this attempt put, so that if the attempt dies before its outcome is
+    written, whoever ends the job deletes it (``take_leftovers``). Fenced by the attempt."""
+    owned = queue.JOBS.locked(session, claimed.id, claimed.attempt, Job.details)
+    if owned is None:
+        return False
+    details = {**(owned.details or {}), STORED_KEYS: [*(owned.details or {}).get(STORED_KEYS, []), key]}
+    session.execute(update(Job).where(fenced(claimed.id, claimed.attempt)).values(details=details))
+    return True
+
+
+def stored_keys(session: Session, job_id: str) -> list[str]:
+    details = session.execute(select(Job.details).where(Job.id == job_id)).scalar_one_or_none()
+    return list((details or {}).get(STORED_KEYS, []))
+
+
+def take_leftovers(session: Session, job_id: str) -> list[str]:
+    """The objects an ended job's attempts put that its books do not name (an attempt killed
+    between its upload and its outcome), forgotten here: the caller deletes them."""
+    job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one_or_none()
+    if job is None or job.status in (JobStatus.PENDING, JobStatus.PROCESSING) or not job.details:
+        return []
+    details = dict(job.details)
+    stored = details.pop(STORED_KEYS, [])
+    if stored:
+        job.details = details
+    return [key for key in stored if key not in (job.output_key, job.subtitle_key, job.thumbnail_key)]
+
+
 def fail_job(
     session: Session, claimed: ClaimedJob, failure: JobFailure, *, now: int, retry_at: int | None
 ) -> bool:
@@ -419,14 +454,17 @@ def retry_job(session: Session, key: AuthenticatedKey, job_id: str, *, now: int,
     return create_job(session, key, options, now=now, admission=admission, retry_of=original.id)
 
 
-def reap_expired(session: Session, *, now: int) -> int:
+def reap_expired(session: Session, *, now: int, given_up: list[str] | None = None) -> int:
     """Requeue jobs whose lease ran out (a worker died or stalled), or end them once their
-    attempts are used up, releasing the reservation. Returns how many were handled."""
+    attempts are used up, releasing the reservation (their ids added to ``given_up``).
+    Returns how many were handled."""
     handled = 0
     for job in queue.expired_leases(session, now=now):
         if job.attempt >= job.max_attempts:
             failure = JobFailure(f"The job was interrupted {job.attempt} times and was given up")
             end_without_output(session, _ending_of(job, job.reserved_bytes, job.attempt), failure, now=now)
+            if given_up is not None:
+                given_up.append(job.id)
         else:
             queue.requeue(session, job.id, job.key_id, job.attempt, run_after=now)
         handled += 1

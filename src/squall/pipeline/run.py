@@ -49,14 +49,18 @@ def check_limits(spec: JobSpec, media: MediaInfo, size: int, *, live: bool = Fal
         raise JobFailure(too_large(size, spec.max_filesize_bytes))
 
 
-def store(storage: Storage, output: Path, key: str, job_id: str) -> str:
+def store(storage: Storage, output: Path, key: str, job_id: str, events: PipelineEvents | None = None) -> str:
     """Store under ``key``, or an alternate name if another job's file has it; returns the key."""
     try:
         for candidate in (key, alternate_key(key, job_id)):
             if storage.put(output, candidate, overwrite=False):
+                if events is not None:
+                    events.stored(candidate)
                 return candidate
         full = alternate_key(key, job_id, full=True)  # only this job ever writes this name
         storage.put(output, full, overwrite=True)
+        if events is not None:
+            events.stored(full)
         return full
     except OSError as exc:
         raise JobFailure(f"The file could not be stored under '{key}': {exc.strerror or exc}") from None
@@ -67,16 +71,23 @@ def store(storage: Storage, output: Path, key: str, job_id: str) -> str:
 
 
 def store_with_sidecars(
-    storage: Storage, output: Path, key: str, sidecars: list[Sidecar | None], job_id: str
+    storage: Storage,
+    output: Path,
+    key: str,
+    sidecars: list[Sidecar | None],
+    job_id: str,
+    events: PipelineEvents,
 ) -> tuple[str, str | None, str | None]:
     """Store the media, then its sidecars under the media's final stem. All or nothing: if a
     sidecar cannot be stored, what was stored is deleted again."""
-    media_key = store(storage, output, key, job_id)
+    media_key = store(storage, output, key, job_id, events)
     stem = media_key.rpartition(".")[0]
     stored: list[str | None] = []
     try:
         for sidecar in sidecars:
-            stored.append(store(storage, sidecar.path, stem + sidecar.suffix, job_id) if sidecar else None)
+            stored.append(
+                store(storage, sidecar.path, stem + sidecar.suffix, job_id, events) if sidecar else None
+            )
     except JobFailure:
         for done in [media_key, *stored]:
             if done:
@@ -126,7 +137,7 @@ def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: Pipelin
     info = fetched.info
     name = sanitize_filename(spec.filename or str(info.get("title") or ""), fallback="video")
     key, subtitle, thumbnail = store_with_sidecars(
-        storage, output, object_key(name, spec.container, spec.folder), sidecars, spec.job_id
+        storage, output, object_key(name, spec.container, spec.folder), sidecars, spec.job_id, events
     )
     upload_s = _seconds_since(started)
 

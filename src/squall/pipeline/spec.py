@@ -115,6 +115,10 @@ class PipelineEvents(Protocol):
     def recording(self, seconds: float, size: int) -> None:
         """A live recording holds ``seconds`` of media in ``size`` bytes so far."""
 
+    def stored(self, key: str) -> None:
+        """An object is in storage under ``key``, before the run's outcome is written: if the
+        run dies now, whoever ends the job deletes it (the books never name it)."""
+
 
 class Cancelled(Exception):
     """The run was stopped from outside (cancel, lost lease, shutdown); nothing to report."""

@@ -15,10 +15,21 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, insert, literal_column, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from squall.db.base import table_of
+from squall.db.dbtime import due_at_once
 from squall.keys.models import ApiKey
 from squall.queue import LeasedQueue
 from squall.webhooks.models import DeliveryStatus, WebhookDelivery
@@ -29,7 +40,10 @@ _IS_PENDING: ColumnElement[str] = literal_column(f"'{DeliveryStatus.PENDING.valu
 # The next seq in the INSERT itself (the plain seq index makes the max one probe). Concurrent
 # transactions may draw the same number, but those write events of different jobs: a job's
 # next event is written after its previous one committed, so it always sorts after it.
-_INSERT = insert(_TABLE).values(seq=select(func.coalesce(func.max(_TABLE.c.seq), 0) + 1).scalar_subquery())
+_INSERT = insert(_TABLE).values(
+    seq=select(func.coalesce(func.max(_TABLE.c.seq), 0) + 1).scalar_subquery(),
+    next_attempt_at=due_at_once(bindparam("host_now", type_=BigInteger)),  # senders claim on database time
+)
 
 
 def _none_pending_before(column: str) -> ColumnElement[bool]:
@@ -81,7 +95,7 @@ def enqueue(
             "payload": json.dumps(payload, separators=(",", ":")),
             "status": DeliveryStatus.PENDING,
             "attempts": 0,
-            "next_attempt_at": now,
+            "host_now": now,
             "created_at": now,
         },
     )

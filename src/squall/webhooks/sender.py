@@ -17,6 +17,7 @@ import httpx
 
 from squall.clock import DAY_MS, SYSTEM, Clock
 from squall.db import Database
+from squall.db.dbtime import SharedClock
 from squall.db.outage import is_outage
 from squall.errors import HostNotFound, UrlRefused
 from squall.logging import get_logger
@@ -53,6 +54,7 @@ class Attempted(NamedTuple):
 class Claimed(NamedTuple):
     claimed: ClaimedDelivery
     secrets: list[str]
+    deadline_ms: int  # the lease's end by this host's clock (the row's is the database's)
 
 
 def _drain(results: queue.SimpleQueue[Attempted], *, wait: float) -> list[Attempted]:
@@ -73,11 +75,22 @@ class WebhookSender:
     database sees one write per round, not two per delivery. A hanging receiver holds one
     sender thread, never the others."""
 
-    def __init__(self, db: Database, settings: Settings, owner: str, clock: Clock = SYSTEM) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        owner: str,
+        clock: Clock = SYSTEM,
+        *,
+        on_database_time: bool | None = None,
+    ) -> None:
+        """``on_database_time``: claims and due times on the database's clock (the default
+        unless a test drives a clock of its own), as the worker's leases."""
         self.db = db
         self.settings = settings
         self.owner = owner
         self.clock = clock
+        self.shared = SharedClock(clock, on_database=on_database_time)
         self.policy = url_policy(settings)
         # The Standard Webhooks schedule, ±10% so that a receiver's outage is not followed by
         # every retry at once.
@@ -139,10 +152,13 @@ class WebhookSender:
         """Record ``finished`` attempts and claim up to ``limit`` due deliveries, in one
         transaction; each claim comes with the key's signing secrets."""
         with self.db.write() as session:
-            now = self.clock.now_ms()
+            # Due times and leases are on the database's clock; retry times were this host's.
+            host_now = self.clock.now_ms()
+            now = self.shared.now_ms(session)
             for claimed, outcome in finished:
+                retry_at = None if outcome.retry_at is None else outcome.retry_at + now - host_now
                 outbox.record(session, claimed, status=outcome.status, now=now, status_code=outcome.status_code,
-                              error=outcome.error, retry_at=outcome.retry_at)  # fmt: skip
+                              error=outcome.error, retry_at=retry_at)  # fmt: skip
             claims = (
                 outbox.claim(session, owner=self.owner, now=now, lease_ms=self.lease_ms, limit=limit)
                 if limit > 0
@@ -152,13 +168,13 @@ class WebhookSender:
         for claimed, outcome in finished:
             log.info("webhook attempt", webhook_id=claimed.id, attempt=claimed.attempts, outcome=outcome.status,
                      status_code=outcome.status_code)  # fmt: skip
-        return [Claimed(c, secrets[c.key_id]) for c in claims]
+        return [Claimed(c, secrets[c.key_id], host_now + self.lease_ms) for c in claims]
 
     def attempt_safely(self, item: Claimed) -> Outcome:
         """``attempt``, but never raising (a sender thread must not die of one bad URL), and
         never sending a claim that waited so long its lease may be running out."""
         claimed = item.claimed
-        if self.clock.now_ms() + self.settings.webhook_timeout_seconds * 1000 > claimed.lease_expires_at:
+        if self.clock.now_ms() + self.settings.webhook_timeout_seconds * 1000 > item.deadline_ms:
             return Outcome(
                 PENDING, error="Not sent: waited too long behind slow receivers", retry_at=self.clock.now_ms()
             )
