@@ -18,14 +18,18 @@ TEST_SECRET = "test-secret-key"
 PYTHON = sys.executable
 
 
+_TABLES = [t.name for t in reversed(Base.metadata.sorted_tables)]  # children before parents
+# One round trip names the tables holding rows; most tests touch a few of them.
+_DIRTY = " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {name})" for name in _TABLES)
+
+
 def wipe(db: Database) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    """Empty every table. DELETE, not PostgreSQL's TRUNCATE: on tables this small TRUNCATE
+    costs tens of milliseconds a table (new files, a lock), and it ran twice per test."""
     with db.write() as session:
-        if db.is_sqlite:
-            for table in tables:
-                session.execute(text(f"DELETE FROM {table}"))
-        else:
-            session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        dirty = set(session.execute(text(_DIRTY)).scalars())
+        for table in (name for name in _TABLES if name in dirty):
+            session.execute(text(f"DELETE FROM {table}"))
 
 
 class KeyFactory:
