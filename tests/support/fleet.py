@@ -102,7 +102,10 @@ class Fleet:
 
     def worker(self, name: str, *, prefix: Sequence[str] = (), **env: str) -> Member:
         member = Member(
-            name, [*prefix, PYTHON, "-m", "squall", "worker"], self.env(**env), log=self.log_of(name)
+            name,
+            [*prefix, PYTHON, "-m", "squall", "worker", f"--exit-with-parent={os.getpid()}"],
+            self.env(**env),
+            log=self.log_of(name),
         )
         member.start()
         self.members.append(member)
