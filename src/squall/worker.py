@@ -146,9 +146,12 @@ class JobRun:
         return self.lost.is_set() or self.worker.stopping.is_set()
 
     def stored(self, key: str) -> None:
-        with self.worker.db.write() as session:
-            if not jobs.note_stored(session, self.job, key):
-                self.lost.set()
+        def note() -> bool:
+            with self.worker.db.write() as session:
+                return jobs.note_stored(session, self.job, key)
+
+        if not self._write(note, "stored object note"):
+            self.lost.set()
 
     def heartbeat_until(self, done: threading.Event) -> None:
         """Renew the lease every heartbeat; in between, check each second (a read) whether the

@@ -111,7 +111,14 @@ def test_a_sigkill_storm_loses_doubles_and_leaks_nothing(
         assert (c.jobs_pending, c.jobs_processing, c.reserved_bytes) == (0, 0, 0)
     assert squall_json(settings, "usage", "verify")["ok"]
     reconcile = squall_json(settings, "storage", "reconcile")
-    assert reconcile["ok"], reconcile
+    # No object of the books is missing, and the books' totals match what they name. The one
+    # drift allowed is the documented window (docs/operations.md): a worker SIGKILLed between
+    # storing an object and noting it on its job leaves that object unknown, at most one per
+    # worker kill; anything beyond that is a leak.
+    worker_kills = sum(m.kills for m in fleet.members if m.name.startswith("worker"))
+    assert reconcile["missing"] == [], reconcile
+    assert len(reconcile["unknown"]) <= worker_kills, (reconcile, worker_kills)
+    assert reconcile["books_objects"] + len(reconcile["unknown"]) == reconcile["listed_objects"], reconcile
     completed = sum(1 for s in books.statuses.values() if s == "Completed")
     print(
         f"storm: {len(books.statuses)} jobs, {completed} completed, kills {kills}, statuses {client.statuses}"
