@@ -103,6 +103,7 @@ def serve(
     )
     from squall.db.migrate import upgrade
     from squall.logging import configure_logging
+    from squall.serving import ApiProcesses
 
     configure_logging()
     try:
@@ -129,15 +130,8 @@ def serve(
     typer.echo(listening_banner(host, port))
     try:
         if api_processes > 1:  # each process builds its app from the environment
-            listener.close()  # and uvicorn binds the port for them all
-            uvicorn.run(
-                "squall.app:create_app",
-                factory=True,
-                host=host,
-                port=port,
-                workers=api_processes,
-                log_level="warning",
-            )
+            listener.close()  # and binds the port itself, beside the others
+            ApiProcesses(host, port, api_processes).run()
         else:
             config = uvicorn.Config(create_app(settings), log_level="warning")
             uvicorn.Server(config).run(sockets=[listener])
