@@ -4,25 +4,34 @@ statement) is rolled back alone, with its events; the others commit together."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import event, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from squall.clock import SYSTEM
 from squall.db import Database
 from squall.errors import QuotaExceeded
 from squall.events import DomainEvent, record
 from squall.intake.group_commit import GroupCommit
-from squall.metering import counters
+from squall.jobs import service as jobs
+from squall.jobs.admission import Admission, JobRequest
+from squall.jobs.models import Job
+from squall.jobs.options import JobOptions
+from squall.keys.secrets import hash_key
+from squall.keys.service import AuthenticatedKey, find_key
+from squall.metering import counters, ledger
 from squall.metering.counters import get_counters
-from squall.metering.models import KeyCounters
-from tests.support.helpers import KeyFactory
+from squall.metering.models import KeyCounters, UsageEvent
+from tests.support.helpers import TEST_SECRET, KeyFactory
 
 MB = 1024 * 1024
 
@@ -108,3 +117,88 @@ def test_a_lone_request_is_its_own_batch(db: Database, make_key: KeyFactory) -> 
     assert (committer.batches, committer.waiting) == (2, 0)
     with db.read() as session:
         assert get_counters(session, key_id).reserved_bytes == MB
+
+
+def _authenticated(db: Database, secret: str) -> AuthenticatedKey:
+    with db.read() as session:
+        found = find_key(session, hash_key(secret, TEST_SECRET))
+    assert found is not None
+    return found
+
+
+def test_plain_requests_are_admitted_together_and_a_key_short_of_room_one_at_a_time(
+    db: Database, make_key: KeyFactory
+) -> None:
+    """Plain single-job requests of a batch share one statement per table; a key whose
+    counters cannot take all of its requests at once has each admitted or refused alone
+    (its share of what is left, then 403), as if it had come by itself."""
+    roomy_secret, roomy_id = make_key("roomy")
+    tight_secret, tight_id = make_key("tight", storage_limit_bytes=10 * MB)
+    roomy, tight = _authenticated(db, roomy_secret), _authenticated(db, tight_secret)
+    committer = GroupCommit(db)
+    admission = Admission(reservation_bytes=4 * MB, max_attempts=1)
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold(_session: Session) -> str:
+        entered.set()
+        gate.wait(timeout=30)
+        return "held"
+
+    def alone(key: AuthenticatedKey, options: JobOptions) -> Callable[[Session], str]:
+        def admit(session: Session) -> str:
+            return jobs.create_job(session, key, options, now=SYSTEM.now_ms(), admission=admission)
+
+        return admit
+
+    async def scenario() -> list[str | BaseException]:
+        held = asyncio.get_running_loop().run_in_executor(None, committer.run, roomy_id, hold)
+        assert await asyncio.to_thread(entered.wait, 30)  # the first batch is running
+        requests = [(roomy, "r1"), (tight, "t1"), (roomy, "r2"), (tight, "t2"), (tight, "t3"), (roomy, "r3")]
+        waiting = []
+        for key, name in requests:
+            options = JobOptions(url=f"https://media.example.com/{name}.mp4")
+            request = JobRequest(key, options, admission)
+            waiting.append(asyncio.ensure_future(committer.admit_job(request, SYSTEM, alone(key, options))))
+            while committer.waiting < len(waiting):  # in this order, all in the next batch
+                await asyncio.sleep(0.01)
+        gate.set()
+        assert await held == "held"
+        return list(await asyncio.gather(*waiting, return_exceptions=True))
+
+    job_inserts: list[bool] = []
+
+    def count(
+        _conn: object, _cursor: object, statement: str, _params: object, _context: object, many: bool
+    ) -> None:
+        if statement.startswith("INSERT INTO jobs"):
+            job_inserts.append(many)
+
+    event.listen(db.write_engine, "before_cursor_execute", count)
+    try:
+        r1, t1, r2, t2, t3, r3 = asyncio.run(scenario())
+    finally:
+        event.remove(db.write_engine, "before_cursor_execute", count)
+    assert committer.batches == 2
+    # One insert of roomy's three jobs together; tight's three, one at a time.
+    assert len(job_inserts) == 4
+    # 3 x 4 MB do not fit in 10 MB at once: t1 and t2 get 4 MB each, t3 the 2 MB left, in order.
+    assert all(isinstance(job_id, str) for job_id in (r1, r2, r3, t1, t2, t3))
+    with db.read() as session:
+        reserved = {row.id: row.reserved_bytes for row in session.execute(select(Job.id, Job.reserved_bytes))}
+        assert [reserved[str(j)] for j in (t1, t2, t3)] == [4 * MB, 4 * MB, 2 * MB]
+        assert [reserved[str(j)] for j in (r1, r2, r3)] == [4 * MB] * 3
+        assert get_counters(session, tight_id).reserved_bytes == 10 * MB
+        assert get_counters(session, roomy_id).usage_count == 3
+        created = ledger.rollup_totals(session, tight_id, [ledger.JOBS_CREATED], date.min, date.max)
+        assert sum(created.values()) == 3
+        events = session.execute(select(UsageEvent.job_id).where(UsageEvent.metric == ledger.JOBS_CREATED))
+        assert sorted(events.scalars()) == sorted(str(j) for j in (r1, r2, r3, t1, t2, t3))
+
+    async def one_more() -> None:
+        options = JobOptions(url="https://media.example.com/t4.mp4")
+        await committer.admit_job(JobRequest(tight, options, admission), SYSTEM, alone(tight, options))
+
+    with pytest.raises(QuotaExceeded):  # the key is full: refused alone, nothing written
+        asyncio.run(one_more())
+    with db.read() as session:
+        assert get_counters(session, tight_id).usage_count == 3

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
-from squall.api.deps import ClockDep, DatabaseDep, ReadTx, SettingsDep
+from squall.api.deps import get_app_settings, get_clock, get_database
 from squall.api.openapi import ErrorBody, QuotaBody
 from squall.api.routing import TransactionalRoute
 from squall.intake.group_commit import group_commit
@@ -35,11 +35,13 @@ def _answer(body: dict[str, Any], replayed: bool) -> JSONResponse:
 
 
 async def submission_dep(
-    key: CurrentKey, reader: ReadTx, database: DatabaseDep, settings: SettingsDep, clock: ClockDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Submission:  # fmt: skip
-    return Submission(key, settings, clock=clock, reader=reader, admissions=group_commit(database),
-                      idempotency_key=idempotency_key)  # fmt: skip
+    request: Request, key: CurrentKey, idempotency_key: IdempotencyKey = None
+) -> Submission:
+    """Everything else from the app's state directly: each dependency FastAPI resolves costs
+    more than an admission's own work in its transaction."""
+    database = get_database(request)
+    return Submission(key, get_app_settings(request), clock=get_clock(request), database=database,
+                      admissions=group_commit(database), idempotency_key=idempotency_key)  # fmt: skip
 
 
 SubmissionDep = Annotated[Submission, Depends(submission_dep)]
@@ -48,10 +50,10 @@ BULK_SUMMARY = "Create up to 100 jobs with shared options, as one batch"
 
 
 @router.post("/jobs", response_model=None, summary=JOBS_SUMMARY, responses=RESPONSES)
-def create_job(options: JobOptions, submission: SubmissionDep) -> JSONResponse:
-    return _answer(*submit(options, submission))
+async def create_job(options: JobOptions, submission: SubmissionDep) -> JSONResponse:
+    return _answer(*await submit(options, submission))
 
 
 @router.post("/jobs/bulk", response_model=None, summary=BULK_SUMMARY, responses=RESPONSES)
-def create_bulk(body: BulkRequest, submission: SubmissionDep) -> JSONResponse:
-    return _answer(*submit_bulk(body, submission))
+async def create_bulk(body: BulkRequest, submission: SubmissionDep) -> JSONResponse:
+    return _answer(*await submit_bulk(body, submission))

@@ -8,16 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, insert, literal, select, update
+from sqlalchemy import BigInteger, literal, select, update
 from sqlalchemy.orm import Session
 
 from squall.clock import hour_of
 from squall.db import wakeup
-from squall.db.base import new_id, table_of
+from squall.db.base import new_id
 from squall.db.dbtime import due_at_once
 from squall.errors import InvalidInput, JobFailure, NotFound
 from squall.events import record
 from squall.jobs import queue
+from squall.jobs.admission import INSERT_DUE_JOB, INSERT_JOB, job_row
+from squall.jobs.admission import Admission as Admission  # where callers have always found it
 from squall.jobs.claimed import ClaimedJob
 from squall.jobs.events import (
     Hook,
@@ -39,19 +41,6 @@ from squall.validation import validated
 
 CANCELLED_MESSAGE = "Job cancelled by user"
 NOT_CANCELLABLE = "Job cannot be cancelled (not in queue or already processing)"
-
-_INSERT_JOB = insert(table_of(Job))  # built once: admission is the hot path
-# A job due at once is due by the database's clock too (``due_at_once``), read in the insert.
-_INSERT_DUE_JOB = insert(table_of(Job)).values(run_after=due_at_once(bindparam("host_now", type_=BigInteger)))
-
-
-@dataclass(frozen=True)
-class Admission:
-    """What every new job (created or retried) is admitted with."""
-
-    reservation_bytes: int
-    max_attempts: int
-
 
 HELD = 2**62  # run_after of the jobs of a paused batch: never due until the batch starts
 
@@ -94,29 +83,12 @@ def create_jobs(
     if not counters.try_admit_jobs(session, key.id, len(ids), sum(reservations)):
         reservations = _admit_with_what_is_left(session, key.id, known, admission.reservation_bytes)
     rows = [
-        dict(
-            id=job_id,
-            key_id=key.id,
-            url=options.url,
-            options=options.model_dump(mode="json", exclude_defaults=True),
-            priority=options.priority,
-            status=JobStatus.PENDING,
-            step=JobStep.QUEUED,
-            attempt=0,
-            max_attempts=admission.max_attempts,
-            **({"run_after": HELD} if held else {"host_now": now}),
-            reserved_bytes=reserved,
-            created_at=now,
-            retry_of=retry_of,
-            batch_id=batch_id,
-            batch_index=index if batch_id else None,
-        )
+        job_row(job_id, key.id, options, admission, reserved, now, retry_of=retry_of, batch_id=batch_id,
+                batch_index=index if batch_id else None, **({"run_after": HELD} if held else {"host_now": now}))
         for index, (job_id, options, reserved) in enumerate(zip(ids, items, reservations, strict=True))
-    ]
-    session.connection().execute(_INSERT_JOB if held else _INSERT_DUE_JOB, rows)
-    for job_id in ids:
-        ledger.record(session, key_id=key.id, job_id=job_id, at_ms=now,
-                      events=[Usage(ledger.JOBS_CREATED, 1)], dedupe_prefix=job_id)  # fmt: skip
+    ]  # fmt: skip
+    session.connection().execute(INSERT_JOB if held else INSERT_DUE_JOB, rows)
+    ledger.record_jobs_created(session, [(key.id, job_id) for job_id in ids], at_ms=now)
     record(session, JobsAdmitted(key.id, len(ids), at=now, quota_limited=key.key_type == "trial",
                                  webhook_url=items[0].webhook_url if items else None))  # fmt: skip
     if not held:

@@ -113,6 +113,42 @@ def record(
     return written
 
 
+@lru_cache
+def _append_new(dialect: str) -> Insert:
+    """The ledger insert for events that cannot be there yet (no RETURNING: one multi-row
+    insert). The conflict clause stays, so a mistake skips a row rather than failing."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    append: Insert = module.insert(table_of(UsageEvent)).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return append
+
+
+def record_jobs_created(session: Session, jobs: list[tuple[str, str]], *, at_ms: int) -> None:
+    """``jobs.created`` for (key id, job id) pairs of jobs inserted in this transaction, as
+    ``record`` would write them one by one, in one insert for the ledger and one rollup row
+    per key. Only for new jobs: their events' dedupe keys cannot be in the ledger yet."""
+    if not jobs:
+        return
+    day = utc_day(at_ms)
+    connection = session.connection()
+    _, upsert = _statements(connection.dialect.name)
+    per_key: dict[str, int] = {}
+    events = []
+    for key_id, job_id in jobs:
+        per_key[key_id] = per_key.get(key_id, 0) + 1
+        events.append({"id": new_id(), "key_id": key_id, "job_id": job_id, "metric": JOBS_CREATED,
+                       "dimension": "", "quantity": 1, "day": day, "occurred_at": at_ms,
+                       "dedupe_key": f"{job_id}:{JOBS_CREATED}:"})  # fmt: skip
+    connection.execute(_append_new(connection.dialect.name), events)
+    connection.execute(upsert, [
+        {"key_id": key_id, "day": day, "metric": JOBS_CREATED, "dimension": "", "quantity": count}
+        for key_id, count in sorted(per_key.items())
+    ])  # fmt: skip
+    from squall.metering import months  # here: months reads the metric names above
+
+    for key_id in sorted(per_key):
+        months.seal_due(session, key_id, day)
+
+
 def rollup_totals(
     session: Session, key_id: str, metrics: list[str], first_day: date, last_day: date
 ) -> dict[tuple[date, str, str], int]:
