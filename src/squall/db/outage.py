@@ -1,7 +1,7 @@
 """Telling a database outage (the server restarting, unreachable, or out of connections) from
 a bug, and waiting one out. The API answers an outage with 503 and ``Retry-After``
 (``squall/api/errors.py``); a worker holding a finished job's result waits for the database
-to come back and then writes it, fenced as usual (``squall/worker.py``).
+to come back and then writes it, fenced as usual (``squall/worker/``).
 
 Bounds: a connection attempt gives up after ``CONNECT_TIMEOUT_S``; a connection whose server
 stopped answering is dropped by TCP keepalives / ``TCP_USER_TIMEOUT_MS``; taking a pooled
