@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from squall.db.outage import until_database_back
 from squall.errors import JobFailure, SquallError
+from squall.jobs import leftovers as stored_objects
 from squall.jobs import queue
 from squall.jobs import service as jobs
 from squall.jobs.claimed import ClaimedJob
@@ -36,7 +37,7 @@ class Outcomes:
 
         def complete() -> bool:
             with worker.db.write() as session:  # the keys read first: a completion replaces them
-                earlier[:] = jobs.stored_keys(session, job.id)
+                earlier[:] = stored_objects.stored_keys(session, job.id)
                 return jobs.complete_job(session, job, result, now=worker.clock.now_ms(), download_url=link)
 
         # A database outage does not cost the run: the result waits for it (fenced as ever).
@@ -106,7 +107,9 @@ class Outcomes:
         worker = self.worker
         try:
             with worker.db.write() as session:
-                leftovers = [k for k in [*earlier, *jobs.take_leftovers(session, job_id)] if k not in keep]
+                leftovers = [
+                    k for k in [*earlier, *stored_objects.take_leftovers(session, job_id)] if k not in keep
+                ]
                 storage = worker.picker.for_deleting(session, job_id) if leftovers else None
             for key in leftovers:
                 if storage is not None:

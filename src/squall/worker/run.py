@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from squall.db.outage import is_outage, until_database_back
+from squall.jobs import leftovers as stored_objects
 from squall.jobs import live as live_jobs
 from squall.jobs import queue
 from squall.jobs import service as jobs
@@ -114,7 +115,7 @@ class JobRun:
     def stored(self, key: str) -> None:
         def note() -> bool:
             with self.worker.db.write() as session:
-                return jobs.note_stored(session, self.job, key)
+                return stored_objects.note_stored(session, self.job, key)
 
         if not self._write(note, "stored object note"):
             self.lost.set()
