@@ -36,7 +36,7 @@ PARTS = [
     ("  probes (PyAV, input + output)", "squall/pipeline/probe.py", "probe"),
     ("  ffmpeg remux", "squall/pipeline/process.py", "run_ffmpeg"),
     ("  store", "squall/pipeline/run.py", "store_with_sidecars"),
-    ("  completion (transaction + commit)", "squall/worker/outcome.py", "complete"),
+    ("  completion (+ leftover check)", "squall/worker/outcome.py", "record_completion"),
     ("  work dir removal", "shutil.py", "rmtree"),
     ("all commits (Session.commit)", "sqlalchemy/orm/session.py", "commit"),
 ]

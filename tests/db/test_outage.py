@@ -20,7 +20,7 @@ from squall.app import create_app
 from squall.audit.usage import verify
 from squall.db import Database
 from squall.db.migrate import upgrade
-from squall.jobs.models import Job
+from squall.jobs.models import Job, JobStep
 from squall.pipeline.run import store
 from squall.pipeline.spec import JobSpec, PipelineEvents, PipelineResult
 from squall.settings import Settings
@@ -103,4 +103,57 @@ def test_an_outage_is_a_503_then_everything_resumes(cluster: ThrowawayPostgres, 
         assert session.get(Job, job_id) is not None
         report = verify(session)
     assert not report.drift, report.as_dict()
+    db.dispose()
+
+
+def test_a_recording_progress_write_waits_out_an_outage(cluster: ThrowawayPostgres, tmp_path: Path) -> None:
+    """The live recording's progress is a write of the run like its steps: one made while the
+    database is down waits for it and is then written, instead of failing the run."""
+    settings = Settings(data_dir=tmp_path, database_url=cluster.url("squall"), secret_key=TEST_SECRET,
+                        allow_private_urls=True, default_reservation_mb=1, lease_seconds=30,
+                        heartbeat_seconds=0.5, poll_seconds=0.05)  # fmt: skip
+    db = wire(Database(settings.resolved_database_url))
+    storage = MemoryStorage()
+    started, down, shown, finish = (threading.Event() for _ in range(4))
+    seen: list[bool] = []
+
+    def recording_pipeline(
+        spec: JobSpec, workdir: Path, storage: Storage, events: PipelineEvents
+    ) -> PipelineResult:
+        events.step(JobStep.RECORDING)
+        started.set()
+        assert down.wait(60)
+        events.recording(42.0, 4200)  # the database is down: this must wait, not raise
+        seen.append(events.cancelled())
+        shown.set()
+        assert finish.wait(60)
+        output = workdir / "out.mp4"
+        output.write_bytes(b"x" * 1000)
+        key = store(storage, output, "live.mp4", spec.job_id)
+        return PipelineResult(output_key=key, file_size=1000, downloaded_bytes=1000, duration_seconds=42.0,
+                              width=640, height=360, title="stand-in")  # fmt: skip
+
+    worker = Worker(settings, db=db, storage=storage, pipeline=recording_pipeline)
+    key, _ = KeyFactory(db)("outage-live")
+    with TestClient(create_app(settings, db=db, storage=storage)) as client:
+        job_id = client.post(
+            "/jobs", headers={"x-api-key": key}, json={"url": "http://127.0.0.1:9/live"}
+        ).json()["job_id"]
+        running = threading.Thread(target=worker.run_once)
+        running.start()
+        assert started.wait(30)
+        cluster.stop()
+        down.set()
+        assert not shown.wait(1.5)  # still waiting for the database
+        cluster.start()
+        assert shown.wait(60)
+        assert seen == [False]  # written, and the run goes on: the lease is still its own
+        with db.read() as session:
+            job = session.get(Job, job_id)
+            assert job is not None and job.step == JobStep.RECORDING
+            assert job.details == {"live": True, "recorded_seconds": 42.0, "recorded_bytes": 4200}
+        finish.set()
+        running.join(timeout=60)
+        assert not running.is_alive()
+        assert client.get(f"/jobs/{job_id}", headers={"x-api-key": key}).json()["status"] == "Completed"
     db.dispose()

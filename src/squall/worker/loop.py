@@ -22,7 +22,7 @@ from squall.billing.reporter import MeterReporter
 from squall.clock import DAY_MS, SYSTEM, Clock
 from squall.db import Database
 from squall.db.dbtime import database_now_ms
-from squall.db.outage import is_outage, until_database_back
+from squall.db.outage import is_outage
 from squall.db.presence import InUse
 from squall.db.wakeup import Wakeup
 from squall.errors import JobFailure, SquallError
@@ -45,8 +45,10 @@ from squall.storage.base import Storage
 from squall.storage.factory import make_storage
 from squall.subscriptions import wire
 from squall.webhooks.sender import WebhookSender
+from squall.worker.heartbeat import heartbeat_until
 from squall.worker.outcome import Outcomes
-from squall.worker.run import OUTAGE_PATIENCE_S, JobRun
+from squall.worker.patience import PatientDatabase
+from squall.worker.run import JobRun
 
 log = get_logger("squall.worker")
 # What runs a claimed job: the real pipeline, or a stand-in in tests of the queue logic.
@@ -96,6 +98,8 @@ class Worker:
         self.parent_pid: int | None = None
         self.wakeup = Wakeup(self.db.url)
         self.webhooks = WebhookSender(self.db, settings, owner=self.worker_id, clock=clock)
+        # A job's writes wait out a database outage; the loop's own (claim, reaper) do not.
+        self.patient = PatientDatabase(self.db, self.stopping)
         self.outcomes = Outcomes(self)
 
     # -- loop -------------------------------------------------------------------------
@@ -218,25 +222,23 @@ class Worker:
 
     # -- one job ----------------------------------------------------------------------
     def process(self, job: ClaimedJob) -> None:
-        run = JobRun(self, job)
+        run = JobRun(job, self.patient, self.clock)
         done = threading.Event()
         workdir = self.settings.work_dir / f"{job.id}-{job.attempt}"
         log.info("job started", job_id=job.id, attempt=job.attempt)
         try:  # everything after the claim is inside: `finally` must stop the heartbeat
-            threading.Thread(target=run.heartbeat_until, args=(done,), daemon=True).start()
+            threading.Thread(target=heartbeat_until, args=(self, run, done), daemon=True).start()
             if job.options_problem:
                 raise JobFailure(job.options_problem)
             workdir.mkdir(parents=True, exist_ok=True)
 
-            def prepare() -> tuple[Storage, JobSpec]:
-                with self.db.read() as session:  # one read for the key's cookies and the job's bucket
-                    spec = pipeline_spec(job, self.run_limits, self.key_cookies(session, job.key_id))
-                    return self.job_storage(session, job, spec)
+            def prepare(session: Session) -> tuple[Storage, JobSpec]:  # the key's cookies, the job's bucket
+                spec = pipeline_spec(job, self.run_limits, self.key_cookies(session, job.key_id))
+                return self.job_storage(session, job, spec)
 
             # An outage just after the claim waits for the database, as the completion does:
             # crashing here would spend one of the job's attempts on the database's restart.
-            storage, spec = until_database_back(prepare, stopping=self.stopping, give_up_after_s=OUTAGE_PATIENCE_S,
-                                                what="job start")  # fmt: skip
+            storage, spec = self.patient.read(prepare, what="job start")
             result = self.pipeline(spec, workdir, storage, run)
             self.outcomes.record_completion(job, result, storage)
         except Cancelled:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from squall.db.outage import until_database_back
+from sqlalchemy.orm import Session
+
 from squall.errors import JobFailure, SquallError
 from squall.jobs import leftovers as stored_objects
 from squall.jobs import queue
@@ -16,7 +17,6 @@ from squall.jobs.views import object_link
 from squall.logging import get_logger
 from squall.pipeline.spec import PipelineResult
 from squall.storage.base import Storage
-from squall.worker.run import OUTAGE_PATIENCE_S
 
 if TYPE_CHECKING:
     from squall.worker.loop import Worker
@@ -35,14 +35,12 @@ class Outcomes:
         link = self.webhook_download_url(job, result.output_key)
         earlier: list[str] = []
 
-        def complete() -> bool:
-            with worker.db.write() as session:  # the keys read first: a completion replaces them
-                earlier[:] = stored_objects.stored_keys(session, job.id)
-                return jobs.complete_job(session, job, result, now=worker.clock.now_ms(), download_url=link)
+        def complete(session: Session) -> bool:
+            earlier[:] = stored_objects.stored_keys(session, job.id)  # first: a completion replaces them
+            return jobs.complete_job(session, job, result, now=worker.clock.now_ms(), download_url=link)
 
         # A database outage does not cost the run: the result waits for it (fenced as ever).
-        ok = until_database_back(complete, stopping=worker.stopping, give_up_after_s=OUTAGE_PATIENCE_S,
-                                 what="job completion")  # fmt: skip
+        ok = worker.patient.write(complete, what="job completion")
         if not ok:
             self.discard_if_ended(job, result.stored_keys, storage)
         else:
@@ -84,18 +82,13 @@ class Outcomes:
         worker = self.worker
         delay = worker.retry_policy.delay_ms(job.attempt, max_attempts=job.max_attempts)
 
-        def fail() -> int | None:
-            with worker.db.write() as session:
-                # run_after is compared with the claimers' now: the database's clock
-                retry_at = (
-                    worker.lease_now(session) + delay if failure.retryable and delay is not None else None
-                )
-                jobs.fail_job(session, job, failure, now=worker.clock.now_ms(), retry_at=retry_at)
-                return retry_at
+        def fail(session: Session) -> int | None:
+            # run_after is compared with the claimers' now: the database's clock
+            retry_at = worker.lease_now(session) + delay if failure.retryable and delay is not None else None
+            jobs.fail_job(session, job, failure, now=worker.clock.now_ms(), retry_at=retry_at)
+            return retry_at
 
-        retry_at = until_database_back(
-            fail, stopping=worker.stopping, give_up_after_s=OUTAGE_PATIENCE_S, what="job failure"
-        )
+        retry_at = worker.patient.write(fail, what="job failure")
         if retry_at is None:  # ended: what earlier attempts stored goes
             self.delete_leftovers(job.id)
         log.info("job failed", job_id=job.id, error=failure.message, retry_at=retry_at)

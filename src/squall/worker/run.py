@@ -1,32 +1,23 @@
 """One claimed job's run as the pipeline sees it (``PipelineEvents``): its steps, the growth
-of its storage reservation, the live recording's progress, the stored-object notes, and the
-heartbeat thread that renews its lease and notices a cancel or a stop request."""
+of its storage reservation, the live recording's progress and the stored-object notes. Each
+of these writes goes through ``PatientDatabase``, the run's only way to the database, so
+every one of them waits out an outage. The heartbeat is in ``heartbeat.py``."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from squall.db.outage import is_outage, until_database_back
+from sqlalchemy.orm import Session
+
+from squall.clock import Clock
 from squall.jobs import leftovers as stored_objects
 from squall.jobs import live as live_jobs
-from squall.jobs import queue
 from squall.jobs import service as jobs
 from squall.jobs.claimed import ClaimedJob
 from squall.jobs.models import JobStep
-from squall.logging import get_logger
 from squall.pipeline.spec import Cancelled
-
-if TYPE_CHECKING:
-    from squall.worker.loop import Worker
-
-log = get_logger("squall.worker")
-CANCEL_CHECK_SECONDS = 1.0
-# How long a finished job's result waits through a database outage before it is given up (the
-# job is then retried once its lease has run out).
-OUTAGE_PATIENCE_S = 600.0
+from squall.worker.patience import PatientDatabase
 
 
 class RecordingPace:
@@ -48,29 +39,21 @@ class RecordingPace:
 class JobRun:
     """The pipeline's view of one claimed job: steps, reservation growth, cancellation."""
 
-    def __init__(self, worker: Worker, job: ClaimedJob) -> None:
-        self.worker = worker
+    def __init__(self, job: ClaimedJob, database: PatientDatabase, clock: Clock) -> None:
         self.job = job
+        self._database = database
+        self._clock = clock
         self.lost = threading.Event()
         self.stop = threading.Event()  # POST /jobs/{id}/stop, seen by the heartbeat thread
         self.recording_live = False
         self._progress = RecordingPace()
         self._granted: tuple[int, bool] | None = None  # the last reservation request granted
 
-    def _write(self, change: Callable[[], bool | None], what: str) -> bool | None:
-        """A write of the run: an outage waits for the database (a restart must not cost the
-        job an attempt); the fencing still decides whether it counts."""
-        worker = self.worker
-        return until_database_back(
-            change, stopping=worker.stopping, give_up_after_s=OUTAGE_PATIENCE_S, what=what
-        )
-
     def step(self, name: str) -> None:
-        def reach() -> bool:
-            with self.worker.db.write() as session:
-                return jobs.reach_step(session, self.job, name, now=self.worker.clock.now_ms())
+        def reach(session: Session) -> bool:
+            return jobs.reach_step(session, self.job, name, now=self._clock.now_ms())
 
-        if not self._write(reach, "job step"):
+        if not self._database.write(reach, what="job step"):
             self.lost.set()
         self.recording_live = name == JobStep.RECORDING
         if self.cancelled():
@@ -85,10 +68,13 @@ class JobRun:
         write, announce = self._progress.due(time.monotonic())
         if not write:
             return
-        with self.worker.db.write() as session:
-            if not live_jobs.record_progress(session, self.job, seconds, size, now=self.worker.clock.now_ms(),
-                                             announce=announce and self.job.hook is not None):  # fmt: skip
-                self.lost.set()
+
+        def show(session: Session) -> bool:
+            return live_jobs.record_progress(session, self.job, seconds, size, now=self._clock.now_ms(),
+                                             announce=announce and self.job.hook is not None)  # fmt: skip
+
+        if not self._database.write(show, what="recording progress"):
+            self.lost.set()
 
     def need_bytes(self, total_bytes: int, *, exact: bool = False) -> bool:
         # The downloader repeats the same exact total with every progress report: a repeat of
@@ -97,11 +83,10 @@ class JobRun:
         if self._granted == (total_bytes, exact) or self._granted == (total_bytes, True):
             return True
 
-        def resize() -> bool | None:
-            with self.worker.db.write() as session:
-                return jobs.resize_job_reservation(session, self.job, total_bytes, shrink=exact)
+        def resize(session: Session) -> bool | None:
+            return jobs.resize_job_reservation(session, self.job, total_bytes, shrink=exact)
 
-        grown = self._write(resize, "job reservation")
+        grown = self._database.write(resize, what="job reservation")
         if grown is None:
             self.lost.set()
             return True  # the cancel check stops the run
@@ -110,42 +95,11 @@ class JobRun:
         return grown
 
     def cancelled(self) -> bool:
-        return self.lost.is_set() or self.worker.stopping.is_set()
+        return self.lost.is_set() or self._database.stopping.is_set()
 
     def stored(self, key: str) -> None:
-        def note() -> bool:
-            with self.worker.db.write() as session:
-                return stored_objects.note_stored(session, self.job, key)
+        def note(session: Session) -> bool:
+            return stored_objects.note_stored(session, self.job, key)
 
-        if not self._write(note, "stored object note"):
+        if not self._database.write(note, what="stored object note"):
             self.lost.set()
-
-    def heartbeat_until(self, done: threading.Event) -> None:
-        """Renew the lease every heartbeat; in between, check each second (a read) whether the
-        job was cancelled (or its recording asked to stop), so a cancel stops the downloader and
-        FFmpeg within about a second."""
-        settings = self.worker.settings
-        last_beat = time.monotonic()
-        while not done.wait(min(settings.heartbeat_seconds, CANCEL_CHECK_SECONDS)):
-            try:
-                if time.monotonic() - last_beat >= settings.heartbeat_seconds:
-                    with self.worker.db.write() as session:
-                        now = self.worker.lease_now(session)
-                        alive = queue.heartbeat(session, self.job, now=now, lease_ms=self.worker.lease_ms)
-                    last_beat = time.monotonic()
-                else:
-                    with self.worker.db.read() as session:
-                        alive = queue.still_owned(session, self.job)
-                if alive and self.recording_live and not self.stop.is_set():
-                    with self.worker.db.read() as session:  # POST /jobs/{id}/stop
-                        if live_jobs.stop_requested(session, self.job):
-                            self.stop.set()
-            except Exception as error:  # a database blip: the lease has slack, try again next beat
-                log.warning("heartbeat failed", job_id=self.job.id, exc_info=not is_outage(error))
-                continue
-            if not alive and done.is_set():  # the job ended (its lease with it) as this check ran
-                return
-            if not alive:
-                log.warning("lease lost", job_id=self.job.id, attempt=self.job.attempt)
-                self.lost.set()
-                return
