@@ -5,8 +5,10 @@ gone (reaped after a stall, or cancelled), the run is stopped and its results ar
 every write is fenced by the attempt number, so a late worker cannot change anything.
 
 ``loop.py`` claims jobs and keeps house (reaper, retention); ``run.py`` is one claimed job's
-run as the pipeline sees it (steps, reservation, heartbeat); ``outcome.py`` writes how a run
-ended (completed, failed, stopped) and deletes what it left behind."""
+run as the pipeline sees it (steps, reservation, recording progress, stored-object notes),
+``heartbeat.py`` its lease; ``outcome.py`` writes how a run ended (completed, failed,
+stopped) and deletes what it left behind; ``patience.py`` makes those writes wait out a
+database outage."""
 
 from squall.worker.loop import Pipeline, Worker, run_worker
 
