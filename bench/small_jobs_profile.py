@@ -23,20 +23,20 @@ from typing import Any
 
 # (label, module file suffix, function name): the worker's path for one job, in order.
 PARTS = [
-    ("one job (claim + process)", "squall/worker.py", "run_once"),
+    ("one job (claim + process)", "squall/worker/loop.py", "run_once"),
     ("  claim (queue.claim)", "squall/jobs/queue.py", "claim"),
-    ("process (everything after the claim)", "squall/worker.py", "process"),
-    ("  key cookies read", "squall/worker.py", "key_cookies"),
-    ("  job storage read", "squall/worker.py", "job_storage"),
-    ("  step updates (3 transactions)", "squall/worker.py", "step"),
-    ("  reservation resizes", "squall/worker.py", "need_bytes"),
+    ("process (everything after the claim)", "squall/worker/loop.py", "process"),
+    ("  key cookies read", "squall/worker/loop.py", "key_cookies"),
+    ("  job storage read", "squall/worker/loop.py", "job_storage"),
+    ("  step updates (3 transactions)", "squall/worker/run.py", "step"),
+    ("  reservation resizes", "squall/worker/run.py", "need_bytes"),
     ("  download (child, all of it)", "squall/pipeline/download.py", "_download_once"),
     ("    child start (forkserver fork)", "multiprocessing/process.py", "start"),
     ("    waiting for the child's answer", "squall/pipeline/download.py", "_follow"),
     ("  probes (PyAV, input + output)", "squall/pipeline/probe.py", "probe"),
     ("  ffmpeg remux", "squall/pipeline/process.py", "run_ffmpeg"),
     ("  store", "squall/pipeline/run.py", "store_with_sidecars"),
-    ("  completion (transaction + commit)", "squall/worker.py", "complete"),
+    ("  completion (+ leftover check)", "squall/worker/outcome.py", "record_completion"),
     ("  work dir removal", "shutil.py", "rmtree"),
     ("all commits (Session.commit)", "sqlalchemy/orm/session.py", "commit"),
 ]

@@ -1,5 +1,5 @@
 """Who hears which domain event: the one place the domains' reactions to each other are
-wired. ``app.py``, ``worker.py`` and ``cli.py`` call ``wire`` on the database they open;
+wired. ``app.py``, ``worker/`` and ``cli.py`` call ``wire`` on the database they open;
 subscribers run inside the transaction that recorded the event (``squall/events.py``).
 
     KeyCreated     -> metering: the key's counters row

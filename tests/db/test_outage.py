@@ -20,7 +20,7 @@ from squall.app import create_app
 from squall.audit.usage import verify
 from squall.db import Database
 from squall.db.migrate import upgrade
-from squall.jobs.models import Job
+from squall.jobs.models import Job, JobStep
 from squall.pipeline.run import store
 from squall.pipeline.spec import JobSpec, PipelineEvents, PipelineResult
 from squall.settings import Settings
@@ -28,7 +28,7 @@ from squall.storage.base import Storage
 from squall.storage.memory import MemoryStorage
 from squall.subscriptions import wire
 from squall.worker import Worker
-from tests.support.helpers import TEST_SECRET, KeyFactory
+from tests.support.helpers import TEST_SECRET, KeyFactory, submit_job
 from tests.support.pgcluster import ThrowawayPostgres, unavailable_reason
 
 pytestmark = [
@@ -53,10 +53,23 @@ def cluster() -> Iterator[ThrowawayPostgres]:
         pg.close()
 
 
+def outage_settings(cluster: ThrowawayPostgres, tmp_path: Path, *, lease_seconds: float) -> Settings:
+    return Settings(data_dir=tmp_path, database_url=cluster.url("squall"), secret_key=TEST_SECRET,
+                    allow_private_urls=True, default_reservation_mb=1, lease_seconds=lease_seconds,
+                    heartbeat_seconds=0.5, poll_seconds=0.05)  # fmt: skip
+
+
+def stored_output(spec: JobSpec, workdir: Path, storage: Storage, name: str) -> PipelineResult:
+    """What a stand-in run ends with: 1,000 bytes stored as ``name``."""
+    output = workdir / "out.mp4"
+    output.write_bytes(b"x" * 1000)
+    key = store(storage, output, name, spec.job_id)
+    return PipelineResult(output_key=key, file_size=1000, downloaded_bytes=1000, duration_seconds=1.0,
+                          width=640, height=360, title="stand-in")  # fmt: skip
+
+
 def test_an_outage_is_a_503_then_everything_resumes(cluster: ThrowawayPostgres, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, database_url=cluster.url("squall"), secret_key=TEST_SECRET,
-                        allow_private_urls=True, default_reservation_mb=1, lease_seconds=3,
-                        heartbeat_seconds=0.5, poll_seconds=0.05)  # fmt: skip
+    settings = outage_settings(cluster, tmp_path, lease_seconds=3)
     db = wire(Database(settings.resolved_database_url))
     storage = MemoryStorage()
     started, release = threading.Event(), threading.Event()
@@ -66,19 +79,13 @@ def test_an_outage_is_a_503_then_everything_resumes(cluster: ThrowawayPostgres, 
     ) -> PipelineResult:
         started.set()
         assert release.wait(60)  # the database goes down meanwhile
-        output = workdir / "out.mp4"
-        output.write_bytes(b"x" * 1000)
-        key = store(storage, output, "video.mp4", spec.job_id)
-        return PipelineResult(output_key=key, file_size=1000, downloaded_bytes=1000, duration_seconds=1.0,
-                              width=640, height=360, title="stand-in")  # fmt: skip
+        return stored_output(spec, workdir, storage, "video.mp4")
 
     worker = Worker(settings, db=db, storage=storage, pipeline=slow_pipeline)
     key, _ = KeyFactory(db)("outage")
     headers = {"x-api-key": key}
     with TestClient(create_app(settings, db=db, storage=storage)) as client:
-        job_id = client.post("/jobs", headers=headers, json={"url": "http://127.0.0.1:9/v.mp4"}).json()[
-            "job_id"
-        ]
+        job_id = submit_job(client, key)
         running = threading.Thread(target=worker.run_once)
         running.start()
         assert started.wait(30)
@@ -103,4 +110,49 @@ def test_an_outage_is_a_503_then_everything_resumes(cluster: ThrowawayPostgres, 
         assert session.get(Job, job_id) is not None
         report = verify(session)
     assert not report.drift, report.as_dict()
+    db.dispose()
+
+
+def test_a_recording_progress_write_waits_out_an_outage(cluster: ThrowawayPostgres, tmp_path: Path) -> None:
+    """The live recording's progress is a write of the run like its steps: one made while the
+    database is down waits for it and is then written, instead of failing the run."""
+    settings = outage_settings(cluster, tmp_path, lease_seconds=30)
+    db = wire(Database(settings.resolved_database_url))
+    storage = MemoryStorage()
+    started, down, shown, finish = (threading.Event() for _ in range(4))
+    seen: list[bool] = []
+
+    def recording_pipeline(
+        spec: JobSpec, workdir: Path, storage: Storage, events: PipelineEvents
+    ) -> PipelineResult:
+        events.step(JobStep.RECORDING)
+        started.set()
+        assert down.wait(60)
+        events.recording(42.0, 4200)  # the database is down: this must wait, not raise
+        seen.append(events.cancelled())
+        shown.set()
+        assert finish.wait(60)
+        return stored_output(spec, workdir, storage, "live.mp4")
+
+    worker = Worker(settings, db=db, storage=storage, pipeline=recording_pipeline)
+    key, _ = KeyFactory(db)("outage-live")
+    with TestClient(create_app(settings, db=db, storage=storage)) as client:
+        job_id = submit_job(client, key, "http://127.0.0.1:9/live")
+        running = threading.Thread(target=worker.run_once)
+        running.start()
+        assert started.wait(30)
+        cluster.stop()
+        down.set()
+        assert not shown.wait(1.5)  # still waiting for the database
+        cluster.start()
+        assert shown.wait(60)
+        assert seen == [False]  # written, and the run goes on: the lease is still its own
+        with db.read() as session:
+            job = session.get(Job, job_id)
+            assert job is not None and job.step == JobStep.RECORDING
+            assert job.details == {"live": True, "recorded_seconds": 42.0, "recorded_bytes": 4200}
+        finish.set()
+        running.join(timeout=60)
+        assert not running.is_alive()
+        assert client.get(f"/jobs/{job_id}", headers={"x-api-key": key}).json()["status"] == "Completed"
     db.dispose()

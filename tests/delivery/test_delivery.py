@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
+from squall.app import create_app
 from squall.clock import ManualClock, now_ms
 from squall.db import Database
 from squall.db.base import new_id
@@ -22,6 +23,7 @@ from squall.metering import ledger
 from squall.metering.ledger import Usage
 from squall.settings import Settings
 from squall.storage.local import LocalStorage
+from squall.storage.memory import MemoryStorage
 from squall.storage.signing import signed_url
 from squall.worker import Worker
 from tests.support.helpers import TEST_SECRET, KeyFactory, drain
@@ -198,3 +200,35 @@ def test_reconcile_reports_drift_between_books_and_storage(
         "missing from storage: 1\n  tiny.mp4" in out and "in storage, not in the books: 1\n  stray.bin" in out
     )
     assert (settings.storage_dir / "stray.bin").exists()  # reported, never fixed
+
+
+def test_a_head_with_a_range_answers_as_the_get_does_on_a_cache_miss_and_hit(
+    settings: Settings, db: Database, api_key: str, media: MediaServer
+) -> None:
+    """A remote bucket (the in-memory one): the first HEAD is a miss, answered from the
+    object's size without reading it; after a GET fills the delivery cache, a hit. Either way
+    a HEAD with a Range has the GET's status, Content-Range and Content-Length."""
+    storage = MemoryStorage()
+    worker = Worker(settings, db=db, storage=storage)
+    with TestClient(create_app(settings, db=db, storage=storage)) as client:
+        path, size = completed_link(client, api_key, worker, media)
+        asked = [{"Range": "bytes=0-99"}, {"Range": "bytes=-50"}, {"Range": "bytes=0-9,20-29"},
+                 {"Range": f"bytes={size + 10}-"}, {}]  # fmt: skip
+
+        def answers(method: str) -> list[tuple[int, str | None, str | None, str | None]]:
+            replies = [client.request(method, path, headers=headers) for headers in asked]
+            assert method == "GET" or all(
+                reply.content == b"" for reply in replies if reply.status_code < 400
+            )
+            return [(reply.status_code, reply.headers.get("content-range"), reply.headers.get("content-length"),
+                     reply.headers.get("content-type", "").partition(";")[0]) for reply in replies]  # fmt: skip
+
+        cache_dir = settings.delivery_cache_dir
+        missed = answers("HEAD")
+        assert not any(cache_dir.iterdir())  # nothing fetched: every HEAD was a miss
+        got = answers("GET")  # fills the cache
+        assert any(cache_dir.iterdir())
+        hit = answers("HEAD")
+    assert missed == got == hit
+    assert [status for status, *_ in got] == [206, 206, 206, 416, 200]
+    assert got[0][1:3] == (f"bytes 0-99/{size}", "100")

@@ -59,14 +59,15 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     (root / "clip.mp4").write_bytes(os.urandom(SIZE))
     app = FastAPI()
 
-    @app.get("/file")
+    @app.api_route("/file", methods=["GET", "HEAD"])
     def file() -> Response:
         return FileResponse(root / "clip.mp4", filename="clip.mp4", headers=HEADERS)
 
-    @app.get("/ranged")
+    @app.api_route("/ranged", methods=["GET", "HEAD"])
     def streamed(request: Request) -> Response:
         read = partial(storage.read_range, "clip.mp4")
-        return ranged.respond(request.headers, SIZE, read, name="clip.mp4", headers=HEADERS)
+        head = request.method == "HEAD"
+        return ranged.respond(request.headers, SIZE, read, name="clip.mp4", headers=HEADERS, head=head)
 
     return TestClient(app)
 
@@ -89,6 +90,21 @@ def test_ranged_reads_answer_as_the_file_response_does(
     streamed = both.get("/ranged", headers=request_headers)
     assert normalized(streamed) == normalized(expected)
     assert int(streamed.headers.get("content-length", len(streamed.content))) == len(streamed.content)
+
+
+@pytest.mark.parametrize("request_headers", CASES, ids=lambda h: " ".join(h.values())[:40] or "whole")
+def test_a_head_answers_as_the_file_response_and_the_get_do(
+    both: TestClient, request_headers: dict[str, str]
+) -> None:
+    """A HEAD reads nothing, yet has the GET's status, Content-Range and Content-Length."""
+    expected = both.head("/file", headers=request_headers)
+    head = both.head("/ranged", headers=request_headers)
+    assert normalized(head) == normalized(expected)
+    get = both.get("/ranged", headers=request_headers)
+    if get.status_code in (200, 206):  # a 400's or 416's short text body is the same either way
+        assert head.content == b""
+        get_status, get_headers, _ = normalized(get)
+        assert normalized(head)[:2] == (get_status, get_headers)
 
 
 def test_the_cases_cover_every_kind_of_answer(both: TestClient) -> None:

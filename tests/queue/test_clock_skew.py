@@ -32,20 +32,11 @@ from squall.webhooks import outbox
 from squall.webhooks.models import DeliveryStatus, WebhookDelivery
 from squall.webhooks.sender import Attempted, Outcome, WebhookSender
 from squall.worker import Worker
-from tests.support.helpers import KeyFactory
+from tests.support.clocks import SkewedClock
+from tests.support.helpers import KeyFactory, submit_job
 from tests.support.receiver import WebhookReceiver
 
 AHEAD, BEHIND = 10 * MINUTE_MS, -10 * MINUTE_MS
-
-
-class SkewedClock:
-    """This host's wall clock, ``offset_ms`` off."""
-
-    def __init__(self, offset_ms: int) -> None:
-        self.offset_ms = offset_ms
-
-    def now_ms(self) -> int:
-        return SYSTEM.now_ms() + self.offset_ms
 
 
 def db_now(db: Database) -> int:
@@ -72,9 +63,7 @@ def test_a_job_admitted_by_an_api_host_ahead_is_due_at_once(
     ahead_api: TestClient, make_key: KeyFactory, db: Database, settings: Settings
 ) -> None:
     key, _ = make_key("skew")
-    job_id = ahead_api.post(
-        "/jobs", headers={"x-api-key": key}, json={"url": "http://127.0.0.1:9/v.mp4"}
-    ).json()["job_id"]
+    job_id = submit_job(ahead_api, key)
     with db.read() as session:
         job = session.get(Job, job_id)
         assert job is not None and job.run_after <= database_now_ms(session)
@@ -85,9 +74,7 @@ def test_a_retry_backoff_set_by_a_worker_ahead_is_on_database_time(
     client: TestClient, make_key: KeyFactory, db: Database, settings: Settings
 ) -> None:
     key, _ = make_key("skew")
-    job_id = client.post(
-        "/jobs", headers={"x-api-key": key}, json={"url": "http://127.0.0.1:9/v.mp4"}
-    ).json()["job_id"]
+    job_id = submit_job(client, key)
     backoff = settings.model_copy(update={"retry_backoff_seconds": 60})
     ahead, behind = skewed_worker(backoff, db, AHEAD), skewed_worker(backoff, db, BEHIND)
     before = db_now(db)

@@ -19,17 +19,8 @@ from squall.settings import Settings
 from squall.storage.base import Storage
 from squall.storage.memory import MemoryStorage
 from squall.worker import Worker
-from tests.support.helpers import KeyFactory
-
-
-class SkewedClock:
-    """This host's wall clock, ``offset_ms`` off."""
-
-    def __init__(self, offset_ms: int) -> None:
-        self.offset_ms = offset_ms
-
-    def now_ms(self) -> int:
-        return SYSTEM.now_ms() + self.offset_ms
+from tests.support.clocks import SkewedClock
+from tests.support.helpers import KeyFactory, submit_job
 
 
 def test_the_database_clock_is_close_to_this_hosts(db: Database) -> None:
@@ -42,9 +33,7 @@ def test_skewed_hosts_neither_reap_a_live_lease_nor_claim_it_twice(
     client: TestClient, make_key: KeyFactory, db: Database, settings: Settings, on_database_time: bool
 ) -> None:
     key, _ = make_key("skew")
-    job_id = client.post(
-        "/jobs", headers={"x-api-key": key}, json={"url": "http://127.0.0.1:9/v.mp4"}
-    ).json()["job_id"]
+    job_id = submit_job(client, key)
     seen: dict[str, object] = {}
 
     def host(offset_minutes: int) -> Worker:

@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,15 +57,6 @@ def skewclock(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def clock_off(library: Path, minutes: int) -> dict[str, str]:
     return {"LD_PRELOAD": str(library), "SKEWCLOCK_SECONDS": str(minutes * 60)}
-
-
-@pytest.fixture
-def fleet(settings: Settings) -> Iterator[Fleet]:
-    fleet = Fleet(settings)
-    try:
-        yield fleet
-    finally:
-        fleet.close()
 
 
 def worker_id_pid(member: Member) -> int:

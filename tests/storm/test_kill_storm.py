@@ -15,7 +15,6 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -39,15 +38,6 @@ STORM_SECONDS = float(os.environ.get("SQUALL_STORM_SECONDS", "45"))
 KILL_EVERY_SECONDS = 3.0
 MAX_JOBS = 80
 SUBMIT_EVERY_SECONDS = 0.5
-
-
-@pytest.fixture
-def fleet(settings: Settings) -> Iterator[Fleet]:
-    fleet = Fleet(settings)
-    try:
-        yield fleet
-    finally:
-        fleet.close()
 
 
 def test_a_sigkill_storm_loses_doubles_and_leaks_nothing(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from squall.db import Database
@@ -43,6 +44,13 @@ class KeyFactory:
                 session, pepper=TEST_SECRET, name=name, key_type=key_type, limits=KeyLimits(**limits)
             )
         return new.api_key, new.id
+
+
+def submit_job(client: TestClient, api_key: str, url: str = "http://127.0.0.1:9/v.mp4") -> str:
+    """POST /jobs for ``url`` (by default one nothing serves: for stand-in pipelines); the job's id."""
+    response = client.post("/jobs", headers={"x-api-key": api_key}, json={"url": url})
+    assert response.status_code == 200, response.text
+    return str(response.json()["job_id"])
 
 
 def drain(worker: Worker, limit: int = 50) -> int:

@@ -1,7 +1,7 @@
 """Telling a database outage (the server restarting, unreachable, or out of connections) from
 a bug, and waiting one out. The API answers an outage with 503 and ``Retry-After``
 (``squall/api/errors.py``); a worker holding a finished job's result waits for the database
-to come back and then writes it, fenced as usual (``squall/worker.py``).
+to come back and then writes it, fenced as usual (``squall/worker/``).
 
 Bounds: a connection attempt gives up after ``CONNECT_TIMEOUT_S``; a connection whose server
 stopped answering is dropped by TCP keepalives / ``TCP_USER_TIMEOUT_MS``; taking a pooled
@@ -43,6 +43,12 @@ POSTGRES_CONNECT_ARGS: dict[str, object] = {
 # SQLSTATEs of a server going away or overwhelmed: class 08 (connection exception), 57P01..03
 # (shutting down, starting up), 53300 (too many connections), 57014 (statement timeout).
 _OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "57014")
+# SQLite's errors carry a result code, not a SQLSTATE. An outage is a database file that cannot
+# be opened or read right now (its volume unmounted or failing): SQLITE_IOERR (10, "disk I/O
+# error") and SQLITE_CANTOPEN (14, "unable to open database file"). SQLITE_BUSY and
+# SQLITE_LOCKED ("database is locked", after the 30 s busy timeout) are contention or a bug,
+# and a read-only, full or broken file will not mend itself: none of them is worth waiting for.
+_SQLITE_OUTAGE_CODES = (10, 14)
 
 
 def is_outage(error: BaseException) -> bool:
@@ -53,6 +59,9 @@ def is_outage(error: BaseException) -> bool:
         if error.connection_invalidated:
             return True
         if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
+            sqlite_code = getattr(error.orig, "sqlite_errorcode", None)
+            if sqlite_code is not None:  # extended codes keep the primary one in the low 8 bits
+                return sqlite_code & 0xFF in _SQLITE_OUTAGE_CODES
             sqlstate = getattr(error.orig, "sqlstate", None)
             if sqlstate is None:  # no answer from a server at all (refused, reset, timed out)
                 return True

@@ -69,9 +69,10 @@ def parse_ranges(header: str, size: int) -> list[tuple[int, int]]:
 
 
 def respond(request_headers: Mapping[str, str], size: int, read: ReadRange, *, name: str,
-            headers: dict[str, str]) -> Response:  # fmt: skip
+            headers: dict[str, str], head: bool = False) -> Response:  # fmt: skip
     """The answer to a GET of ``size`` bytes read with ``read``. The first ranged read starts
-    here, in the caller's thread, so a failing bucket is an error response, not a cut body."""
+    here, in the caller's thread, so a failing bucket is an error response, not a cut body.
+    ``head``: the answer to a HEAD, the GET's status and headers without reading anything."""
     media_type = guess_type(name)[0] or "application/octet-stream"
     headers = {**headers, "accept-ranges": "bytes", "content-disposition": content_disposition(name)}
     header, if_range = request_headers.get("range"), request_headers.get("if-range")
@@ -86,8 +87,10 @@ def respond(request_headers: Mapping[str, str], size: int, read: ReadRange, *, n
     if len(ranges) <= 1:
         start, end = ranges[0] if ranges else (0, size)
         partial = {"content-range": f"bytes {start}-{end - 1}/{size}"} if ranges else {}
-        return Relay([read(start, end)], status_code=206 if ranges else 200, media_type=media_type,
-                     headers={**headers, **partial, "content-length": str(end - start)})  # fmt: skip
+        status, headers = 206 if ranges else 200, {**headers, **partial, "content-length": str(end - start)}
+        if head:
+            return Response(status_code=status, headers=headers, media_type=media_type)
+        return Relay([read(start, end)], status_code=status, media_type=media_type, headers=headers)
     boundary = secrets.token_hex(13)
     part_type = media_type + ("; charset=utf-8" if media_type.startswith("text/") else "")
     pieces: list[Piece] = []
@@ -97,8 +100,13 @@ def respond(request_headers: Mapping[str, str], size: int, read: ReadRange, *, n
         pieces += [lambda start=start, end=end: read(start, end), b"\r\n"]  # type: ignore[misc]
     pieces.append(f"--{boundary}--".encode("latin-1"))
     length = sum(len(p) for p in pieces if isinstance(p, bytes)) + sum(end - start for start, end in ranges)
-    return Relay(pieces, status_code=206, headers={**headers, "content-length": str(length)},
-                 media_type=f"multipart/byteranges; boundary={boundary}")  # fmt: skip
+    headers, media_type = (
+        {**headers, "content-length": str(length)},
+        f"multipart/byteranges; boundary={boundary}",
+    )
+    if head:  # the parts' reads are opened only when reached: none was
+        return Response(status_code=206, headers=headers, media_type=media_type)
+    return Relay(pieces, status_code=206, headers=headers, media_type=media_type)
 
 
 class Relay(StreamingResponse):

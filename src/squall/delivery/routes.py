@@ -25,7 +25,7 @@ from squall.clock import Clock
 from squall.db import Database
 from squall.delivery import ranged
 from squall.delivery.cache import DeliveryCache
-from squall.delivery.metered import Metered, content_disposition
+from squall.delivery.metered import Metered
 from squall.errors import NotAuthenticated, NotFound
 from squall.jobs.models import Job, JobStatus
 from squall.keys.storage_routes import PickerDep
@@ -91,14 +91,13 @@ def get_file(
             size = cache.known_size(cached_as) or storage.size(key)
             if size is None:
                 raise NotFound("File not found")
-            if request.method == "HEAD":  # the headers need the size, not the bytes
-                _meter(db, clock, key_id, job_id, sent=0, hit=False)
-                return Response(headers={**headers, "content-length": str(size), "accept-ranges": "bytes",
-                                         "content-disposition": content_disposition(name)})  # fmt: skip
-            if size > cache.max_bytes:  # the cache will not hold it: ranged reads of the bucket, streamed
+            too_large = size > cache.max_bytes  # the cache will not hold it: ranged reads of the bucket
+            if too_large:
                 cache.remember_size(cached_as, size)
+            head = request.method == "HEAD"  # the GET's status and headers: they need the size only
+            if head or too_large:
                 read = partial(storage.read_range, key)
-                inner = ranged.respond(request.headers, size, read, name=name, headers=headers)
+                inner = ranged.respond(request.headers, size, read, name=name, headers=headers, head=head)
                 return Metered(inner, lambda sent: _meter(db, clock, key_id, job_id, sent=sent, hit=False))
             path, _ = cache.fill(cached_as, size, lambda target: storage.fetch(key, target))
             cleanup = None if path == cache.path_for(cached_as) else path
