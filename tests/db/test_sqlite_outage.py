@@ -1,7 +1,8 @@
 """What counts as an outage on SQLite, from real SQLite errors: a database file that cannot be
 opened or read ("unable to open database file", "disk I/O error") is waited out like a
 PostgreSQL restart; "database is locked" and a read-only file are not (a worker would
-otherwise wait ten minutes on them), they are raised at once."""
+otherwise wait ten minutes on them), they are raised at once; the API answers a locked
+database as it answers an outage, with a 503 to try again."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy import exc as sa_exc
 
-from squall.db.outage import is_outage, until_database_back
+from squall.api.errors import install_error_handlers
+from squall.db.outage import is_busy, is_outage, until_database_back
 
 
 def engine_with_table(path: Path, **connect_args: object) -> Engine:
@@ -100,3 +104,19 @@ def test_a_read_only_database_is_not_an_outage(tmp_path: Path) -> None:
     assert "readonly database" in str(error)
     assert not is_outage(error)
     read_only.dispose()
+
+
+def test_the_api_answers_a_locked_database_with_503_and_retry_after(locked: Engine) -> None:
+    """A client is told to try again, as for an outage: never a 500 for another program's lock."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/write")
+    def write() -> None:
+        insert(locked)
+
+    answer = TestClient(app).post("/write")
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    assert "try again shortly" in answer.json()["error"]
+    assert is_busy(raised_by(lambda: insert(locked)))

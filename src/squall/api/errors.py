@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from squall.db.outage import is_outage, unavailable
+from squall.db.outage import is_busy, is_outage, unavailable
 from squall.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -70,7 +70,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(sa_exc.DBAPIError)
     @app.exception_handler(sa_exc.TimeoutError)
     async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-        if is_outage(exc):  # the database restarting or unreachable: not a bug, try again soon
+        if is_outage(exc) or is_busy(exc):  # restarting, unreachable or locked: try again soon
             log.warning("database unavailable", path=request.url.path, error=str(exc).splitlines()[0])
             return _squall_response(unavailable())
         log.error("database error", path=request.url.path, exc_info=exc)

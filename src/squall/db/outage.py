@@ -69,6 +69,16 @@ def is_outage(error: BaseException) -> bool:
     return False
 
 
+def is_busy(error: BaseException) -> bool:
+    """SQLite's "database is locked" (SQLITE_BUSY, SQLITE_LOCKED) after the busy timeout: another
+    program holding the file's lock. Not an outage to wait out in a worker, but to a client
+    it is the same: try again shortly."""
+    if not isinstance(error, sa_exc.OperationalError):
+        return False
+    sqlite_code = getattr(error.orig, "sqlite_errorcode", None)
+    return sqlite_code is not None and sqlite_code & 0xFF in (5, 6)
+
+
 def unavailable() -> DatabaseUnavailable:
     return DatabaseUnavailable(
         "The database is unavailable right now (restarting or unreachable); try again shortly",
