@@ -42,8 +42,8 @@ from sqlalchemy.orm import Session
 from squall.clock import Clock
 from squall.db import Database
 from squall.events import PENDING_KEY
-from squall.jobs.admission import JobRequest, admit_together
-from squall.keys.storage_service import bind_jobs
+from squall.jobs.admission import JobRequest, Staged, stage_together, take_reservations
+from squall.keys.storage_service import active_backend_id, bind_jobs
 from squall.metering import counters
 
 T = TypeVar("T")
@@ -132,9 +132,13 @@ class GroupCommit:
         outcomes: dict[int, tuple[Any, BaseException | None]] = {}
         try:
             with self._database.write() as session:
-                if not self._database.is_sqlite:  # SQLite has one writer: nothing to order
-                    counters.lock_rows(session, [item.key_id for item in batch])
-                outcomes.update(self._together(session, batch))
+                plain = [(n, item.job) for n, item in enumerate(batch) if item.job is not None]
+                staged = self._stage(session, plain)
+                locked = [] if self._database.is_sqlite else [item.key_id for item in batch]
+                if locked:  # SQLite has one writer: nothing to order
+                    counters.lock_rows(session, locked)
+                if staged is not None:
+                    outcomes.update(self._together(session, plain, staged, locked))
                 rest = [n for n in range(len(batch)) if n not in outcomes]
                 if len(batch) == 1 and rest:  # alone: no savepoint, its error rolls back only itself
                     outcomes[0] = (batch[0].work(session), None)
@@ -144,14 +148,23 @@ class GroupCommit:
             outcomes = {n: (None, outcomes.get(n, (None, None))[1] or failed) for n in range(len(batch))}
         self._settle(batch, [outcomes[n] for n in range(len(batch))])
 
-    def _together(self, session: Session, batch: list[_Waiting[Any]]) -> dict[int, tuple[Any, None]]:
+    @staticmethod
+    def _stage(session: Session, plain: list[tuple[int, _PlainJob]]) -> Staged | None:
+        """The plain requests' rows, written before any key is locked (``stage_together``),
+        with their keys' buckets looked up meanwhile."""
+        if not plain:
+            return None
+        staged = stage_together(session, [job.request for _, job in plain], now=plain[0][1].clock.now_ms())
+        for key_id in staged.by_key:
+            active_backend_id(session, key_id)  # read now; binding the jobs later reads nothing
+        return staged
+
+    def _together(
+        self, session: Session, plain: list[tuple[int, _PlainJob]], staged: Staged, locked: list[str]
+    ) -> dict[int, tuple[Any, None]]:
         """The plain single-job requests, admitted together: their outcomes by batch index
         (those of a key that could not take them all at once are left out)."""
-        plain = [(n, item.job) for n, item in enumerate(batch) if item.job is not None]
-        if not plain:
-            return {}
-        now = plain[0][1].clock.now_ms()
-        ids = admit_together(session, [job.request for _, job in plain], now=now)
+        ids = take_reservations(session, staged, locked)
         admitted: dict[int, tuple[Any, None]] = {}
         by_key: dict[str, list[str]] = {}
         for (n, job), job_id in zip(plain, ids, strict=True):

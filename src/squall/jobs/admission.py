@@ -70,39 +70,85 @@ def job_row(
     )
 
 
-def admit_together(session: Session, requests: Sequence[JobRequest], *, now: int) -> list[str | None]:
-    """Each request's new job id, or None for every request of a key whose counters could not
-    take all of that key's requests at once (nothing was written for that key: admit those
-    one at a time, so each is refused or cut to its share alone). Keys are taken in key
-    order, as a group commit locks them."""
+SAVEPOINT = "squall_plain_admissions"
+
+
+@dataclass
+class Staged:
+    """Plain requests whose rows are written, waiting for their keys' reservations."""
+
+    requests: Sequence[JobRequest]
+    ids: list[str]
+    by_key: dict[str, list[int]]  # request indexes per key
+    now: int
+
+
+def stage_together(session: Session, requests: Sequence[JobRequest], *, now: int) -> Staged:
+    """Write what no other transaction contends for, before the keys' counters rows are
+    locked: a savepoint, the job rows and their ``jobs.created`` ledger events (new rows
+    only), and the workers' NOTIFY. On PostgreSQL a key's counters row is locked until the
+    commit, and the other API processes' batches for that key wait that long: what is
+    written here does not lengthen their wait. ``take_reservations`` finishes the work."""
+    session.connection().exec_driver_sql(f"SAVEPOINT {SAVEPOINT}")
     by_key: dict[str, list[int]] = {}
     for n, request in enumerate(requests):
         by_key.setdefault(request.key.id, []).append(n)
-    ids: list[str | None] = [None] * len(requests)
-    admitted: list[list[int]] = []
-    for key_id in sorted(by_key):
-        members = by_key[key_id]
-        wanted = sum(requests[n].admission.reservation_bytes for n in members)
-        if counters.try_admit_jobs(session, key_id, len(members), wanted):
-            admitted.append(members)
-            for n in members:
-                ids[n] = new_id()
-    if not admitted:
-        return ids
-    rows = []
-    for members in admitted:
-        for n in members:
-            request = requests[n]
-            job_id = ids[n]
-            assert job_id is not None
-            rows.append(job_row(job_id, request.key.id, request.options, request.admission,
-                                request.admission.reservation_bytes, now, host_now=now,
-                                retry_of=None, batch_id=None, batch_index=None))  # fmt: skip
+    ids = [new_id() for _ in requests]
+    rows = [
+        job_row(job_id, request.key.id, request.options, request.admission, request.admission.reservation_bytes,
+                now, host_now=now, retry_of=None, batch_id=None, batch_index=None)
+        for job_id, request in zip(ids, requests, strict=True)
+    ]  # fmt: skip
     session.connection().execute(INSERT_DUE_JOB, rows)
-    ledger.record_jobs_created(session, [(row["key_id"], row["id"]) for row in rows], at_ms=now)
-    for members in admitted:
-        key = requests[members[0]].key
-        record(session, JobsAdmitted(key.id, len(members), at=now, quota_limited=key.key_type == "trial",
-                                     webhook_url=requests[members[0]].options.webhook_url))  # fmt: skip
+    ledger.append_jobs_created(session, [(row["key_id"], row["id"]) for row in rows], at_ms=now)
     wakeup.jobs_queued(session)  # idle workers claim them the moment this commits
+    wakeup.notify_before_commit(session)  # now, not with the counters rows locked
+    return Staged(requests, ids, by_key, now)
+
+
+def take_reservations(session: Session, staged: Staged, locked: list[str]) -> list[str | None]:
+    """Each staged request's job id once its key's counters took the reservations of all of
+    that key's staged requests at once (keys in key order, as a group commit locks them).
+    Should any key refuse, everything staged is rolled back and only the keys that took
+    theirs are admitted again: None for each request of a refusing key, which is then
+    admitted or refused alone, cut to its share if it must be, as if it came by itself.
+    ``locked``: the counters rows the caller locked after staging (PostgreSQL), which the
+    rollback releases and which are locked again, in key order, before anything else."""
+    requests, by_key = staged.requests, staged.by_key
+    refusing = set()
+    for key_id in sorted(by_key):
+        wanted = sum(requests[n].admission.reservation_bytes for n in by_key[key_id])
+        if not counters.try_admit_jobs(session, key_id, len(by_key[key_id]), wanted):
+            refusing.add(key_id)
+    if not refusing:
+        _admitted(session, staged, sorted(by_key))
+        return list[str | None](staged.ids)
+    # Rare (a key short of room): undo the staged rows, and the other keys' counters, and
+    # stage again without the refusing keys.
+    session.connection().exec_driver_sql(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+    kept = [n for n, request in enumerate(requests) if request.key.id not in refusing]
+    if not kept:
+        if locked:
+            counters.lock_rows(session, locked)
+        return [None] * len(requests)
+    if locked:
+        counters.lock_rows(session, locked)
+    again = stage_together(session, [requests[n] for n in kept], now=staged.now)
+    taken = take_reservations(session, again, locked)
+    ids: list[str | None] = [None] * len(requests)
+    for n, job_id in zip(kept, taken, strict=True):
+        ids[n] = job_id
     return ids
+
+
+def _admitted(session: Session, staged: Staged, key_ids: list[str]) -> None:
+    """The keys' daily rollups (their hot rows, taken after the counters rows) and events."""
+    requests, by_key = staged.requests, staged.by_key
+    ledger.roll_up_jobs_created(
+        session, {key_id: len(by_key[key_id]) for key_id in key_ids}, at_ms=staged.now
+    )
+    for key_id in key_ids:
+        first = requests[by_key[key_id][0]]
+        record(session, JobsAdmitted(key_id, len(by_key[key_id]), at=staged.now,
+                                     quota_limited=first.key.key_type == "trial",
+                                     webhook_url=first.options.webhook_url))  # fmt: skip

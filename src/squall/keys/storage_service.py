@@ -82,14 +82,19 @@ def add_request_storage(session: Session, key_id: str, body: StorageBody, box: S
     return row.id
 
 
+def active_backend_id(session: Session, key_id: str) -> str | None:
+    """The key's configured bucket, read once per transaction (admission is the hot path)."""
+    known: dict[str, str | None] = session.info.setdefault(ACTIVE_IDS, {})
+    if key_id not in known:
+        known[key_id] = session.scalar(_ACTIVE_ID, {"k": key_id})
+    return known[key_id]
+
+
 def bind_jobs(session: Session, key_id: str, job_ids: Iterable[str], backend_id: str | None = None) -> None:
     """New jobs store into the request's bucket, else the key's configured one, else (no
     row) the operator's storage."""
     if backend_id is None:
-        known: dict[str, str | None] = session.info.setdefault(ACTIVE_IDS, {})
-        if key_id not in known:
-            known[key_id] = session.scalar(_ACTIVE_ID, {"k": key_id})
-        backend_id = known[key_id]
+        backend_id = active_backend_id(session, key_id)
     if backend_id is not None:
         session.add_all(JobStorage(job_id=job_id, backend_id=backend_id) for job_id in job_ids)
 

@@ -124,21 +124,36 @@ def _append_new(dialect: str) -> Insert:
 
 def record_jobs_created(session: Session, jobs: list[tuple[str, str]], *, at_ms: int) -> None:
     """``jobs.created`` for (key id, job id) pairs of jobs inserted in this transaction, as
-    ``record`` would write them one by one, in one insert for the ledger and one rollup row
-    per key. Only for new jobs: their events' dedupe keys cannot be in the ledger yet."""
+    ``record`` would write them one by one: one insert for the ledger, one rollup row per key."""
+    append_jobs_created(session, jobs, at_ms=at_ms)
+    per_key: dict[str, int] = {}
+    for key_id, _ in jobs:
+        per_key[key_id] = per_key.get(key_id, 0) + 1
+    roll_up_jobs_created(session, per_key, at_ms=at_ms)
+
+
+def append_jobs_created(session: Session, jobs: list[tuple[str, str]], *, at_ms: int) -> None:
+    """The ledger half of ``record_jobs_created``. Only for new jobs: their events' dedupe keys
+    cannot be in the ledger yet."""
     if not jobs:
         return
     day = utc_day(at_ms)
     connection = session.connection()
-    _, upsert = _statements(connection.dialect.name)
-    per_key: dict[str, int] = {}
-    events = []
-    for key_id, job_id in jobs:
-        per_key[key_id] = per_key.get(key_id, 0) + 1
-        events.append({"id": new_id(), "key_id": key_id, "job_id": job_id, "metric": JOBS_CREATED,
-                       "dimension": "", "quantity": 1, "day": day, "occurred_at": at_ms,
-                       "dedupe_key": f"{job_id}:{JOBS_CREATED}:"})  # fmt: skip
+    events = [
+        {"id": new_id(), "key_id": key_id, "job_id": job_id, "metric": JOBS_CREATED, "dimension": "",
+         "quantity": 1, "day": day, "occurred_at": at_ms, "dedupe_key": f"{job_id}:{JOBS_CREATED}:"}
+        for key_id, job_id in jobs
+    ]  # fmt: skip
     connection.execute(_append_new(connection.dialect.name), events)
+
+
+def roll_up_jobs_created(session: Session, per_key: dict[str, int], *, at_ms: int) -> None:
+    """The rollup half of ``record_jobs_created``: jobs created per key id, added to today's rows."""
+    if not per_key:
+        return
+    day = utc_day(at_ms)
+    connection = session.connection()
+    _, upsert = _statements(connection.dialect.name)
     connection.execute(upsert, [
         {"key_id": key_id, "day": day, "metric": JOBS_CREATED, "dimension": "", "quantity": count}
         for key_id, count in sorted(per_key.items())
