@@ -8,8 +8,9 @@ addresses, as nginx's ``reuseport`` does. Where the platform has no ``SO_REUSEPO
 processes share one socket, as uvicorn's do.
 
 The parent starts the processes, replaces one that dies after it started serving, and stops
-them all on SIGTERM or Ctrl-C. A process that dies before it serves (an app that cannot be
-built) stops the whole server: the next one would die the same way."""
+them all on SIGTERM or Ctrl-C. A process that exits with an error before it serves (an app
+that cannot be built) stops the whole server: the next one would fail the same way. One
+killed by a signal is replaced, whenever it happened."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ import threading
 import time
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
-from typing import Any
 
 STOP_SECONDS = 10.0
 
@@ -48,18 +48,15 @@ def _serve_one(
     """One API process: its app built from the environment, as uvicorn's workers build theirs."""
     import uvicorn
 
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                ready.set()
+
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     sock = shared if shared is not None else listener(host, port)
-    server = uvicorn.Server(uvicorn.Config(app, factory=True, log_level="warning"))
-    threading.Thread(target=_say_when_started, args=(server, ready), daemon=True).start()
-    server.run(sockets=[sock])
-
-
-def _say_when_started(server: Any, ready: EventType) -> None:
-    while not server.started and not server.should_exit:
-        time.sleep(0.05)
-    if server.started:
-        ready.set()
+    Server(uvicorn.Config(app, factory=True, log_level="warning")).run(sockets=[sock])
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -98,7 +95,8 @@ class ApiProcesses:
                 for n, (process, ready) in enumerate(self._running):
                     if process.is_alive():
                         continue
-                    if not ready.is_set():  # it would fail the same way again
+                    failed = process.exitcode is not None and process.exitcode > 0  # not a signal
+                    if failed and not ready.is_set():  # it would fail the same way again
                         raise SystemExit(f"An API process failed to start (exit code {process.exitcode})")
                     self._running[n] = self._start()  # it served, then died: replace it
         finally:
