@@ -42,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from bench._common import BenchEnv, background, bench_env, free_port, run_main, squall_cli
+from bench._common import BenchEnv, background, bare_ytdlp_options, bench_env, free_port, run_main, squall_cli
 from bench.pipeline import ENDED, _children, _cmdline, squall_serve
 from bench.small_jobs_profile import run_profile
 from squall.pipeline.binaries import ffmpeg_path
@@ -108,17 +108,7 @@ def _bare_job(url: str, name: str) -> dict[str, float]:
     cpu = _cpu_s()
     ffmpeg, yt_dlp = _BARE["ffmpeg"], _BARE["yt_dlp"]
     workdir = _BARE["work"] / name
-    options = {
-        "quiet": True,
-        "noprogress": True,
-        "no_warnings": True,
-        "noplaylist": True,
-        "cachedir": False,
-        "paths": {"home": str(workdir)},
-        "outtmpl": {"default": "source.%(ext)s"},
-        "format": "ba/b",
-        "ffmpeg_location": ffmpeg,
-    }
+    options = bare_ytdlp_options(workdir, ffmpeg, "ba/b")
     output = workdir / "output.mp3"
     try:
         started = time.perf_counter()
