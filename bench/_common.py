@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import httpx
 import psycopg
@@ -50,6 +50,22 @@ class BenchEnv:
         )
         env.update(extra)
         return env
+
+
+def bare_ytdlp_options(workdir: Path, ffmpeg: str, format_spec: str) -> dict[str, Any]:
+    """The bare chain's yt-dlp options (``bench.pipeline``, ``bench.small_jobs``): quiet, no
+    cache, the source saved as ``workdir/source.<ext>``."""
+    return {
+        "quiet": True,
+        "noprogress": True,
+        "no_warnings": True,
+        "noplaylist": True,
+        "cachedir": False,
+        "paths": {"home": str(workdir)},
+        "outtmpl": {"default": "source.%(ext)s"},
+        "format": format_spec,
+        "ffmpeg_location": ffmpeg,
+    }
 
 
 def run_main(main: Callable[[], int]) -> NoReturn:

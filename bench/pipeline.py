@@ -58,7 +58,17 @@ import httpx
 import yt_dlp
 from botocore.config import Config
 
-from bench._common import BenchEnv, _stop, _wait_ready, background, bench_env, free_port, run_main, squall_cli
+from bench._common import (
+    BenchEnv,
+    _stop,
+    _wait_ready,
+    background,
+    bare_ytdlp_options,
+    bench_env,
+    free_port,
+    run_main,
+    squall_cli,
+)
 from squall.pipeline.binaries import ffmpeg_path
 
 SOURCE_NAME = "source.mp4"
@@ -220,17 +230,7 @@ class Bare:
 
     def run(self, url: str, name: str, store: Callable[[Path, str], None]) -> Timed:
         workdir = self.work / name
-        options = {
-            "quiet": True,
-            "noprogress": True,
-            "no_warnings": True,
-            "noplaylist": True,
-            "cachedir": False,
-            "paths": {"home": str(workdir)},
-            "outtmpl": {"default": "source.%(ext)s"},
-            "format": "bv*+ba/b",
-            "ffmpeg_location": self.ffmpeg,
-        }
+        options = bare_ytdlp_options(workdir, self.ffmpeg, "bv*+ba/b")
         output = workdir / "output.mp4"
         try:
             started = time.perf_counter()

@@ -42,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from bench._common import BenchEnv, background, bench_env, free_port, run_main, squall_cli
+from bench._common import BenchEnv, background, bare_ytdlp_options, bench_env, free_port, run_main, squall_cli
 from bench.pipeline import ENDED, _children, _cmdline, squall_serve
 from bench.small_jobs_profile import run_profile
 from squall.pipeline.binaries import ffmpeg_path
@@ -82,13 +82,13 @@ def _kind(pid: int, root: int) -> str:
     if "forkserver" in argv:
         return "downloader"  # the forkserver and, once it has reaped them, its yt-dlp children
     if "squall worker" in argv:
-        return "worker"  # and the FFmpeg runs it waited for
+        return "worker"  # its FFmpeg runs are counted apart (tree_cpu_s)
     return "api" if pid == root else "other"
 
 
 def tree_cpu_s(root: int) -> dict[str, float]:
     """CPU seconds of a process tree by kind of process: each live process's own and its
-    ended children's."""
+    ended children's (a worker's ended children, its FFmpeg runs, apart)."""
     totals: dict[str, float] = {}
     pending = [root]
     tick = os.sysconf("SC_CLK_TCK")
@@ -99,7 +99,11 @@ def tree_cpu_s(root: int) -> dict[str, float]:
         except OSError:  # ended meanwhile
             continue
         kind = _kind(pid, root)
-        totals[kind] = totals.get(kind, 0.0) + sum(int(v) for v in fields[11:15]) / tick  # u/s/cu/cs time
+        own, reaped = [sum(int(v) for v in pair) / tick for pair in (fields[11:13], fields[13:15])]
+        if kind == "worker":  # what a worker reaped is the FFmpeg runs it waited for
+            totals["ffmpeg"] = totals.get("ffmpeg", 0.0) + reaped
+            reaped = 0.0
+        totals[kind] = totals.get(kind, 0.0) + own + reaped
         pending += _children(pid)
     return totals
 
@@ -108,17 +112,7 @@ def _bare_job(url: str, name: str) -> dict[str, float]:
     cpu = _cpu_s()
     ffmpeg, yt_dlp = _BARE["ffmpeg"], _BARE["yt_dlp"]
     workdir = _BARE["work"] / name
-    options = {
-        "quiet": True,
-        "noprogress": True,
-        "no_warnings": True,
-        "noplaylist": True,
-        "cachedir": False,
-        "paths": {"home": str(workdir)},
-        "outtmpl": {"default": "source.%(ext)s"},
-        "format": "ba/b",
-        "ffmpeg_location": ffmpeg,
-    }
+    options = bare_ytdlp_options(workdir, ffmpeg, "ba/b")
     output = workdir / "output.mp3"
     try:
         started = time.perf_counter()
@@ -332,7 +326,8 @@ def main() -> int:
     for title, key in [("queue wait", "queue"), ("download (yt-dlp)", "download"), ("mux (ffmpeg -c copy)", "mux"),
                        ("store", "store"), ("other (claim, steps, commits)", "other"), ("claim..finished", "total"),
                        ("CPU per job (all processes)", "cpu"), ("  API process", "cpu_api"),
-                       ("  worker processes (+ FFmpeg)", "cpu_worker"), ("  downloader children", "cpu_downloader")]:  # fmt: skip
+                       ("  worker processes", "cpu_worker"), ("  FFmpeg (the workers' runs)", "cpu_ffmpeg"),
+                       ("  downloader children", "cpu_downloader")]:  # fmt: skip
         print(f"  {title:<32} {medians(squall_phases, key)} {medians(bare_phases, key)}")
     if args.profile_jobs:
         print(

@@ -1,14 +1,13 @@
-"""yt-dlp in a child process per job: its own process group, so cancel and timeouts kill it
-and any FFmpeg it started; and its own interpreter state, since yt-dlp is not thread-safe.
+"""yt-dlp in a child process: its own process group, so cancel and timeouts kill it and any
+FFmpeg it started; and its own interpreter state, since yt-dlp is not thread-safe.
 
 Children come from a forkserver that has imported yt-dlp once, so starting one costs a fork,
-not an interpreter start and a 0.2 s import."""
+not an interpreter start and a 0.2 s import; a child that ended a job cleanly may run the next
+job of the same tenant and settings (``warm_children``), which saves the fork and a cold start."""
 
 from __future__ import annotations
 
 import multiprocessing
-import os
-import signal
 import time
 from functools import lru_cache
 from multiprocessing.connection import Connection
@@ -22,6 +21,7 @@ from squall.pipeline.failures import Classified
 from squall.pipeline.live import LiveLine, live_result
 from squall.pipeline.proxies import ClientBlamed, proxy_order, through_proxies
 from squall.pipeline.spec import Cancelled, DownloadResult, JobSpec, PipelineEvents
+from squall.pipeline.warm_children import Child, Identity, keep, take
 
 PROGRESS_EVERY_SECONDS = 0.5
 
@@ -31,18 +31,6 @@ def downloader_context() -> Any:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["squall.pipeline.ytdlp_preload"])
     return ctx
-
-
-def kill_group(process: Any) -> None:
-    """Kill the child's process group (FFmpeg it started included), even if the child itself
-    has exited. The group id is the child's pid, so no other process group is touched."""
-    if process.pid is None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        if process.is_alive():  # it died before os.setpgrp(): kill it alone
-            process.kill()
 
 
 def download(spec: JobSpec, workdir: Path, events: PipelineEvents) -> DownloadResult:
@@ -71,16 +59,11 @@ def _download_once(
     spec: JobSpec, workdir: Path, events: PipelineEvents, deadline: float, proxy: str | None,
     cookiefile: str | None,
 ) -> DownloadResult:  # fmt: skip
-    from squall.pipeline import ytdlp_child
-
-    ctx = downloader_context()
-    receiver, sender = ctx.Pipe(duplex=False)
-    control_receiver, control = ctx.Pipe(duplex=False)  # parent -> child: room and stop
-    child_options = {
-        "downloader": spec.downloader,
-        "proxy": proxy,
+    identity = (
+        Identity(spec.tenant, proxy, spec.url_policy, spec.downloader) if spec.tenant is not None else None
+    )
+    job_options = {
         "cookiefile": cookiefile,
-        "url_policy": spec.url_policy,
         "socket_timeout": spec.socket_timeout,
         "ffmpeg": ffmpeg_path(),
         "max_resolution": spec.max_resolution,
@@ -90,25 +73,57 @@ def _download_once(
         "audio_only": spec.audio_output,
         "subtitles": spec.subtitles,
         "thumbnail": spec.thumbnail,
-        "control": control_receiver,
         "live_recording": spec.live_recording,
         "live_from_start": spec.live_from_start,
         "wait_for_video": spec.wait_for_video,
         "wait_seconds": spec.live_wait_seconds,
         "live_limit_seconds": min(spec.live_caps().values()),
     }
-    process = ctx.Process(target=ytdlp_child.main, args=(sender, spec.url, str(workdir), child_options))
+    job = ("job", spec.url, str(workdir), job_options)
+    child = _handed(take(identity), job) or _handed(_start_child(spec, proxy, identity), job, fresh=True)
+    assert child is not None
+    reusable = False
+    try:
+        line = LiveLine(child.control, spec, events, deadline)
+        result = live_result(_follow(child.process, child.receiver, line), line)
+        reusable = not line.live and not result.info.get("live")
+        return result
+    finally:
+        if reusable:
+            keep(child)
+        else:
+            child.close()
+
+
+def _handed(child: Child | None, job: tuple[Any, ...], *, fresh: bool = False) -> Child | None:
+    """``child`` once it has ``job``; None if an idle one ended meanwhile (a fresh one's end
+    shows as the downloader stopping)."""
+    if child is None:
+        return None
+    child.jobs += 1
+    try:
+        child.control.send(job)
+    except OSError:
+        if fresh:
+            return child
+        child.close()
+        return None
+    return child
+
+
+def _start_child(spec: JobSpec, proxy: str | None, identity: Identity | None) -> Child:
+    """A new child set up for ``spec``'s URL policy and downloader settings through ``proxy``."""
+    from squall.pipeline import ytdlp_child
+
+    ctx = downloader_context()
+    receiver, sender = ctx.Pipe(duplex=False)
+    control_receiver, control = ctx.Pipe(duplex=False)  # parent -> child: jobs, room and stop
+    options = {"downloader": spec.downloader, "proxy": proxy, "url_policy": spec.url_policy}
+    process = ctx.Process(target=ytdlp_child.serve, args=(sender, control_receiver, options))
     process.start()
     sender.close()
     control_receiver.close()
-    try:
-        line = LiveLine(control, spec, events, deadline)
-        return live_result(_follow(process, receiver, line), line)
-    finally:
-        kill_group(process)
-        process.join(timeout=5)
-        receiver.close()
-        control.close()
+    return Child(process, receiver, control, identity)
 
 
 def _follow(process: Any, receiver: Connection, line: LiveLine) -> DownloadResult:

@@ -13,10 +13,11 @@ from urllib.parse import urlsplit
 
 from squall.errors import InvalidInput, JobFailure, TimedOut
 from squall.pipeline.cookies import child_cookie_file
-from squall.pipeline.download import downloader_context, failure_of, kill_group
+from squall.pipeline.download import downloader_context, failure_of
 from squall.pipeline.failures import Classified
 from squall.pipeline.proxies import proxy_order, through_proxies
 from squall.pipeline.urlguard import UrlPolicy
+from squall.pipeline.warm_children import kill_group
 from squall.pipeline.ytdlp_config import DownloaderConfig
 
 # URLs that name a feed or a playlist; anything else is taken as one video.

@@ -15,6 +15,7 @@ from squall.pipeline.failures import too_large, too_long
 from squall.pipeline.live_details import recording_details
 from squall.pipeline.probe import MediaInfo, probe
 from squall.pipeline.process import build_command, run_ffmpeg
+from squall.pipeline.remux import remux
 from squall.pipeline.sidecars import Sidecar, subtitle_sidecar, thumbnail_sidecar
 from squall.pipeline.spec import Cancelled, JobSpec, PipelineEvents, PipelineResult
 from squall.storage.base import Storage
@@ -116,8 +117,8 @@ def run_pipeline(spec: JobSpec, workdir: Path, storage: Storage, events: Pipelin
     output = workdir / f"output.{spec.container}"
     if spec.audio_output and source_media.audio_codec is None:
         raise JobFailure("The source has no audio stream to extract", outcome="Skipped")
-    cmd = build_command(source, output, spec, source_media)
-    run_ffmpeg(cmd, events, spec.timeout_seconds)
+    if not remux(source, output, spec, source_media, events):  # a plain copy is made in process
+        run_ffmpeg(build_command(source, output, spec, source_media), events, spec.timeout_seconds)
     media = probe(output)
     size = output.stat().st_size
     check_limits(spec, media, size, live=bool(fetched.info.get("live")))

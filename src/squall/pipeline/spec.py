@@ -37,6 +37,9 @@ class JobSpec:
     timeout_seconds: float = 3600.0
     downloader: DownloaderConfig = field(default_factory=DownloaderConfig)
     cookies: str | None = field(default=None, repr=False)  # the key's own (Netscape), never shown
+    # Whose job (the API key's id): a downloader child may run several jobs of one tenant
+    # (pipeline/warm_children.py). None: a child for this job alone.
+    tenant: str | None = None
     # Live sources (always recorded as live when the source says it is).
     live_recording: bool | None = None  # False: a live source fails the job instead
     live_from_start: bool = False

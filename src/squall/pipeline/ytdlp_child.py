@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from squall.pipeline import guard, live_child, proxy_guard, remote_probe
 from squall.pipeline.failures import Classified, classify, too_large, too_long
 from squall.pipeline.feeds import enclosure_lengths
 from squall.pipeline.urlguard import UrlPolicy
+from squall.pipeline.warm_children import IDLE_EXIT_SECONDS
 from squall.pipeline.ytdlp_config import DownloaderConfig
 
 _INFO_FIELDS = (
@@ -75,8 +77,17 @@ def _too_large(size: int, limit: int) -> Classified:
 
 
 def _run_child(conn: Connection, options: dict[str, Any], work: Callable[[], dict[str, Any]]) -> None:
-    """Every child: its own process group (the parent kills it whole, FFmpeg included), the
-    connect-time guard, and one answer on ``conn``: ("done", result) or ("failed", reason)."""
+    """A child for one piece of work: its setup, then one answer on ``conn``."""
+    _setup(options)
+    try:
+        _answer(conn, work)
+    finally:
+        conn.close()
+
+
+def _setup(options: dict[str, Any]) -> None:
+    """What every child does once, for its whole life: its own process group (the parent kills
+    it whole, FFmpeg included), the connect-time guard, and the operator's plugins."""
     os.setpgrp()
     policy: UrlPolicy = options["url_policy"]
     proxy: str | None = options.get("proxy")
@@ -84,15 +95,17 @@ def _run_child(conn: Connection, options: dict[str, Any], work: Callable[[], dic
         guard.install(policy, trusted=_endpoint(proxy))
         if proxy:  # the proxy resolves the target's name: check it before handing it over
             proxy_guard.install(policy)
+    _use_plugins(_config(options))
+
+
+def _answer(conn: Connection, work: Callable[[], dict[str, Any]]) -> None:
+    """One answer on ``conn``: ("done", result) or ("failed", reason)."""
     try:
-        _use_plugins(_config(options))
         conn.send(("done", work()))
     except (_Stop, live_child.LiveStop) as stop:
         conn.send(("failed", stop.failure.__dict__))
     except BaseException as exc:  # report everything; the parent decides what it means
         conn.send(("failed", classify(exc).__dict__))
-    finally:
-        conn.close()
 
 
 def _config(options: dict[str, Any]) -> DownloaderConfig:
@@ -146,9 +159,25 @@ def _single_video(info: dict[str, Any]) -> None:
         )
 
 
-def main(conn: Connection, url: str, workdir: str, options: dict[str, Any]) -> None:
-    """Child-process entry for a job's download."""
-    _run_child(conn, options, lambda: _download(conn, url, Path(workdir), options))
+def serve(conn: Connection, control: Connection, options: dict[str, Any]) -> None:
+    """Child-process entry for downloads: the process-wide setup for ``options`` (the guard for
+    its URL policy and proxy, the operator's plugins), then one job for each ``("job", url,
+    workdir, job_options)`` on ``control``, answered on ``conn``, one at a time, each with its
+    own ``YoutubeDL``. The parent keeps a child only for further jobs of the same tenant and
+    settings (``warm_children``); it ends when ``control`` closes or stays idle too long."""
+    _setup(options)
+    try:
+        while control.poll(IDLE_EXIT_SECONDS):
+            message = control.recv()
+            if message[0] != "job":  # a late answer meant for the last job's recording
+                continue
+            _, url, workdir, job_options = message
+            each = {**options, **job_options, "control": control}
+            _answer(conn, partial(_download, conn, url, Path(workdir), each))
+    except EOFError:  # the parent has gone
+        pass
+    finally:
+        conn.close()
 
 
 def _download(conn: Connection, url: str, workdir: Path, options: dict[str, Any]) -> dict[str, Any]:
