@@ -54,7 +54,7 @@ class RunLimits:
 
 def pipeline_spec(job: ClaimedJob, run: RunLimits, cookies: str | None = None) -> JobSpec:
     """``cookies``: the key's own (Netscape text), for its downloader child only."""
-    return replace(_spec(job, run), downloader=run.downloader, cookies=cookies)
+    return replace(_spec(job, run), downloader=run.downloader, cookies=cookies, tenant=job.key_id)
 
 
 def _spec(job: ClaimedJob, run: RunLimits) -> JobSpec:
