@@ -126,13 +126,11 @@ def take_reservations(session: Session, staged: Staged, locked: list[str]) -> li
     # Rare (a key short of room): undo the staged rows, and the other keys' counters, and
     # stage again without the refusing keys.
     session.connection().exec_driver_sql(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+    if locked:  # the rollback released them
+        counters.lock_rows(session, locked)
     kept = [n for n, request in enumerate(requests) if request.key.id not in refusing]
     if not kept:
-        if locked:
-            counters.lock_rows(session, locked)
         return [None] * len(requests)
-    if locked:
-        counters.lock_rows(session, locked)
     again = stage_together(session, [requests[n] for n in kept], now=staged.now)
     taken = take_reservations(session, again, locked)
     ids: list[str | None] = [None] * len(requests)
