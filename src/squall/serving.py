@@ -27,11 +27,13 @@ STOP_SECONDS = 10.0
 
 
 def listener(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port that other processes of this user may also bind."""
+    """A listening socket on host:port that the other API processes (of this user) may also
+    bind, where the platform balances such sockets."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuse_port_supported():
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(address)
     sock.listen(2048)
     sock.set_inheritable(True)
