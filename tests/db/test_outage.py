@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,13 +114,17 @@ def test_an_outage_is_a_503_then_everything_resumes(cluster: ThrowawayPostgres, 
     db.dispose()
 
 
-def test_a_recording_progress_write_waits_out_an_outage(cluster: ThrowawayPostgres, tmp_path: Path) -> None:
-    """The live recording's progress is a write of the run like its steps: one made while the
-    database is down waits for it and is then written, instead of failing the run."""
+def test_a_recording_progress_write_skips_an_outage_and_the_run_goes_on(
+    cluster: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    """A live recording's progress is written once a second and is worth nothing late: one
+    made while the database is down is skipped at once (the recording's pipe is read and
+    cancels are seen meanwhile), without failing the run; the next one after the restart is
+    written."""
     settings = outage_settings(cluster, tmp_path, lease_seconds=30)
     db = wire(Database(settings.resolved_database_url))
     storage = MemoryStorage()
-    started, down, shown, finish = (threading.Event() for _ in range(4))
+    started, down, skipped, back, shown, finish = (threading.Event() for _ in range(6))
     seen: list[bool] = []
 
     def recording_pipeline(
@@ -128,7 +133,12 @@ def test_a_recording_progress_write_waits_out_an_outage(cluster: ThrowawayPostgr
         events.step(JobStep.RECORDING)
         started.set()
         assert down.wait(60)
-        events.recording(42.0, 4200)  # the database is down: this must wait, not raise
+        events.recording(42.0, 4200)  # the database is down: skipped, not waited for
+        seen.append(events.cancelled())
+        skipped.set()
+        assert back.wait(60)
+        time.sleep(1.1)  # the next progress report, at the recording's pace of one a second
+        events.recording(43.0, 4300)
         seen.append(events.cancelled())
         shown.set()
         assert finish.wait(60)
@@ -143,14 +153,15 @@ def test_a_recording_progress_write_waits_out_an_outage(cluster: ThrowawayPostgr
         assert started.wait(30)
         cluster.stop()
         down.set()
-        assert not shown.wait(1.5)  # still waiting for the database
+        assert skipped.wait(30)  # returned while the database is still down
         cluster.start()
+        back.set()
         assert shown.wait(60)
-        assert seen == [False]  # written, and the run goes on: the lease is still its own
+        assert seen == [False, False]  # the run goes on: the lease is still its own
         with db.read() as session:
             job = session.get(Job, job_id)
             assert job is not None and job.step == JobStep.RECORDING
-            assert job.details == {"live": True, "recorded_seconds": 42.0, "recorded_bytes": 4200}
+            assert job.details == {"live": True, "recorded_seconds": 43.0, "recorded_bytes": 4300}
         finish.set()
         running.join(timeout=60)
         assert not running.is_alive()

@@ -76,7 +76,6 @@ class GroupCommit:
         self._work_queued = threading.Condition(self._lock)
         self._waiting: list[_Waiting[Any]] = []
         self._writer: threading.Thread | None = None
-        self._writing = False  # a batch is running (tests read ``waiting`` against it)
         self.batches = 0  # committed or failed transactions (tests read it)
 
     @property

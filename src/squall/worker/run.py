@@ -73,7 +73,7 @@ class JobRun:
             return live_jobs.record_progress(session, self.job, seconds, size, now=self._clock.now_ms(),
                                              announce=announce and self.job.hook is not None)  # fmt: skip
 
-        if not self._database.write(show, what="recording progress"):
+        if self._database.try_write(show, what="recording progress") is False:  # None: skipped
             self.lost.set()
 
     def need_bytes(self, total_bytes: int, *, exact: bool = False) -> bool:
