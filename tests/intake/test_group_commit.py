@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import pytest
@@ -203,3 +203,50 @@ def test_plain_requests_are_admitted_together_and_a_key_short_of_room_one_at_a_t
         asyncio.run(one_more())
     with db.read() as session:
         assert get_counters(session, tight_id).usage_count == 3
+
+
+def test_a_plain_request_that_fails_its_insert_fails_alone(db: Database, make_key: KeyFactory) -> None:
+    """The batch's plain requests are written in one multi-row insert; one whose row cannot
+    be written (here a key that no longer exists: its job row breaks the foreign key) fails
+    that insert, and then every plain request is admitted alone: only that one fails."""
+    secret, key_id = make_key("alive")
+    alive = _authenticated(db, secret)
+    ghost = replace(alive, id="00000000-0000-0000-0000-000000000000")
+    committer = GroupCommit(db)
+    admission = Admission(reservation_bytes=MB, max_attempts=1)
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold(_session: Session) -> str:
+        entered.set()
+        gate.wait(timeout=30)
+        return "held"
+
+    def alone(key: AuthenticatedKey, options: JobOptions) -> Callable[[Session], str]:
+        def admit(session: Session) -> str:
+            return jobs.create_job(session, key, options, now=SYSTEM.now_ms(), admission=admission)
+
+        return admit
+
+    async def scenario() -> list[str | BaseException]:
+        held = asyncio.get_running_loop().run_in_executor(None, committer.run, key_id, hold)
+        assert await asyncio.to_thread(entered.wait, 30)
+        waiting = []
+        for key, name in ((alive, "a1"), (ghost, "g1"), (alive, "a2")):
+            options = JobOptions(url=f"https://media.example.com/{name}.mp4")
+            request = JobRequest(key, options, admission)
+            waiting.append(asyncio.ensure_future(committer.admit_job(request, SYSTEM, alone(key, options))))
+            while committer.waiting < len(waiting):
+                await asyncio.sleep(0.01)
+        gate.set()
+        assert await held == "held"
+        return list(await asyncio.gather(*waiting, return_exceptions=True))
+
+    a1, g1, a2 = asyncio.run(scenario())
+    assert committer.batches == 2
+    assert isinstance(a1, str) and isinstance(a2, str)
+    assert isinstance(g1, Exception)
+    with db.read() as session:
+        assert sorted(session.execute(select(Job.id)).scalars()) == sorted([a1, a2])
+        assert get_counters(session, key_id).usage_count == 2
+        created = ledger.rollup_totals(session, key_id, [ledger.JOBS_CREATED], date.min, date.max)
+        assert sum(created.values()) == 2

@@ -20,6 +20,14 @@ CASES: list[tuple[dict[str, Any], str]] = [
     ({"filename": "a\\b"}, "Filename cannot contain '/' or '\\'"),
     ({"filename": "..hidden"}, "Filename cannot contain '..'"),
     ({"filename": "nul\x00byte"}, "Filename cannot contain null bytes"),
+    (
+        {"url": "http://127.0.0.1:9/a\x00b.mp4"},  # PostgreSQL cannot store it: a 400, not a 500
+        "url cannot contain control characters (a NUL byte, a line break); percent-encode them",
+    ),
+    (
+        {"webhook_url": "http://127.0.0.1:9/hook\nX-Injected: 1"},
+        "webhook_url cannot contain control characters (a NUL byte, a line break); percent-encode them",
+    ),
     ({"format": "avi"}, "Invalid format 'avi'. Allowed: mp4, mkv, webm, mov, m4a, mp3, ogg, opus"),
     ({"video_codec": "av1"}, "Invalid video_codec 'av1'. Allowed: copy, h264, h265, vp9"),
     ({"audio_codec": "flac"}, "Invalid audio_codec 'flac'. Allowed: copy, aac, opus, mp3"),

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from squall.clock import Clock
 from squall.db import Database
 from squall.events import PENDING_KEY
-from squall.jobs.admission import JobRequest, Staged, stage_together, take_reservations
+from squall.jobs.admission import JobRequest, Staged, stage_together, take_reservations, unstage
 from squall.keys.storage_service import active_backend_id, bind_jobs
 from squall.metering import counters
 
@@ -150,12 +150,19 @@ class GroupCommit:
     @staticmethod
     def _stage(session: Session, plain: list[tuple[int, _PlainJob]]) -> Staged | None:
         """The plain requests' rows, written before any key is locked (``stage_together``),
-        with their keys' buckets looked up meanwhile."""
+        with their keys' buckets looked up meanwhile; None if that failed, and then each
+        request is admitted alone in its savepoint, so one bad request fails only itself."""
         if not plain:
             return None
-        staged = stage_together(session, [job.request for _, job in plain], now=plain[0][1].clock.now_ms())
-        for key_id in staged.by_key:
-            active_backend_id(session, key_id)  # read now; binding the jobs later reads nothing
+        try:
+            staged = stage_together(
+                session, [job.request for _, job in plain], now=plain[0][1].clock.now_ms()
+            )
+            for key_id in staged.by_key:
+                active_backend_id(session, key_id)  # read now; binding the jobs later reads nothing
+        except Exception:  # one request's row can fail the multi-row insert: each goes alone
+            unstage(session)  # raises in turn if the transaction itself is gone
+            return None
         return staged
 
     def _together(

@@ -106,6 +106,11 @@ def stage_together(session: Session, requests: Sequence[JobRequest], *, now: int
     return Staged(requests, ids, by_key, now)
 
 
+def unstage(session: Session) -> None:
+    """Undo ``stage_together`` (after it failed part way)."""
+    session.connection().exec_driver_sql(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+
+
 def take_reservations(session: Session, staged: Staged, locked: list[str]) -> list[str | None]:
     """Each staged request's job id once its key's counters took the reservations of all of
     that key's staged requests at once (keys in key order, as a group commit locks them).
@@ -125,7 +130,7 @@ def take_reservations(session: Session, staged: Staged, locked: list[str]) -> li
         return list[str | None](staged.ids)
     # Rare (a key short of room): undo the staged rows, and the other keys' counters, and
     # stage again without the refusing keys.
-    session.connection().exec_driver_sql(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+    unstage(session)
     if locked:  # the rollback released them
         counters.lock_rows(session, locked)
     kept = [n for n, request in enumerate(requests) if request.key.id not in refusing]

@@ -65,6 +65,16 @@ def _check_path_part(value: str, what: str, limit: int) -> str:
     return value
 
 
+def _without_control_characters(value: str, what: str) -> str:
+    """A URL is sent with its control characters percent-encoded; a raw one (a NUL byte, which
+    PostgreSQL cannot store, a line break) is a client's mistake."""
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ValueError(
+            f"{what} cannot contain control characters (a NUL byte, a line break); percent-encode them"
+        )
+    return value
+
+
 class JobOptions(BaseModel):
     """Everything a client may send to POST /jobs (and that a retry repeats)."""
 
@@ -127,7 +137,12 @@ class JobOptions(BaseModel):
         value = value.strip()
         if not value:
             raise ValueError("url cannot be empty")
-        return value
+        return _without_control_characters(value, "url")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        return None if value is None else _without_control_characters(value, "webhook_url")
 
     @field_validator("format")
     @classmethod
