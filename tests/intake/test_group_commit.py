@@ -126,6 +126,46 @@ def _authenticated(db: Database, secret: str) -> AuthenticatedKey:
     return found
 
 
+async def _admit_plain(committer: GroupCommit, key: AuthenticatedKey, name: str, admission: Admission) -> str:
+    """One plain request, as the intake sends it: with the work that admits it alone."""
+    options = JobOptions(url=f"https://media.example.com/{name}.mp4")
+
+    def alone(session: Session) -> str:
+        return jobs.create_job(session, key, options, now=SYSTEM.now_ms(), admission=admission)
+
+    return await committer.admit_job(JobRequest(key, options, admission), SYSTEM, alone)
+
+
+def admitted_in_one_batch(
+    committer: GroupCommit,
+    held_key_id: str,
+    admission: Admission,
+    requests: list[tuple[AuthenticatedKey, str]],
+) -> list[str | BaseException]:
+    """Plain ``requests`` (key, name), queued in this order while a first batch is held open,
+    so that all of them make up the next batch: each one's job id or error."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold(_session: Session) -> str:
+        entered.set()
+        gate.wait(timeout=30)
+        return "held"
+
+    async def scenario() -> list[str | BaseException]:
+        held = asyncio.get_running_loop().run_in_executor(None, committer.run, held_key_id, hold)
+        assert await asyncio.to_thread(entered.wait, 30)  # the first batch is running
+        waiting = []
+        for key, name in requests:
+            waiting.append(asyncio.ensure_future(_admit_plain(committer, key, name, admission)))
+            while committer.waiting < len(waiting):  # in this order, all in the next batch
+                await asyncio.sleep(0.01)
+        gate.set()
+        assert await held == "held"
+        return list(await asyncio.gather(*waiting, return_exceptions=True))
+
+    return asyncio.run(scenario())
+
+
 def test_plain_requests_are_admitted_together_and_a_key_short_of_room_one_at_a_time(
     db: Database, make_key: KeyFactory
 ) -> None:
@@ -137,33 +177,7 @@ def test_plain_requests_are_admitted_together_and_a_key_short_of_room_one_at_a_t
     roomy, tight = _authenticated(db, roomy_secret), _authenticated(db, tight_secret)
     committer = GroupCommit(db)
     admission = Admission(reservation_bytes=4 * MB, max_attempts=1)
-    entered, gate = threading.Event(), threading.Event()
-
-    def hold(_session: Session) -> str:
-        entered.set()
-        gate.wait(timeout=30)
-        return "held"
-
-    def alone(key: AuthenticatedKey, options: JobOptions) -> Callable[[Session], str]:
-        def admit(session: Session) -> str:
-            return jobs.create_job(session, key, options, now=SYSTEM.now_ms(), admission=admission)
-
-        return admit
-
-    async def scenario() -> list[str | BaseException]:
-        held = asyncio.get_running_loop().run_in_executor(None, committer.run, roomy_id, hold)
-        assert await asyncio.to_thread(entered.wait, 30)  # the first batch is running
-        requests = [(roomy, "r1"), (tight, "t1"), (roomy, "r2"), (tight, "t2"), (tight, "t3"), (roomy, "r3")]
-        waiting = []
-        for key, name in requests:
-            options = JobOptions(url=f"https://media.example.com/{name}.mp4")
-            request = JobRequest(key, options, admission)
-            waiting.append(asyncio.ensure_future(committer.admit_job(request, SYSTEM, alone(key, options))))
-            while committer.waiting < len(waiting):  # in this order, all in the next batch
-                await asyncio.sleep(0.01)
-        gate.set()
-        assert await held == "held"
-        return list(await asyncio.gather(*waiting, return_exceptions=True))
+    in_order = [(roomy, "r1"), (tight, "t1"), (roomy, "r2"), (tight, "t2"), (tight, "t3"), (roomy, "r3")]
 
     job_inserts: list[bool] = []
 
@@ -175,7 +189,7 @@ def test_plain_requests_are_admitted_together_and_a_key_short_of_room_one_at_a_t
 
     event.listen(db.write_engine, "before_cursor_execute", count)
     try:
-        r1, t1, r2, t2, t3, r3 = asyncio.run(scenario())
+        r1, t1, r2, t2, t3, r3 = admitted_in_one_batch(committer, roomy_id, admission, in_order)
     finally:
         event.remove(db.write_engine, "before_cursor_execute", count)
     assert committer.batches == 2
@@ -195,12 +209,8 @@ def test_plain_requests_are_admitted_together_and_a_key_short_of_room_one_at_a_t
         events = session.execute(select(UsageEvent.job_id).where(UsageEvent.metric == ledger.JOBS_CREATED))
         assert sorted(events.scalars()) == sorted(str(j) for j in (r1, r2, r3, t1, t2, t3))
 
-    async def one_more() -> None:
-        options = JobOptions(url="https://media.example.com/t4.mp4")
-        await committer.admit_job(JobRequest(tight, options, admission), SYSTEM, alone(tight, options))
-
     with pytest.raises(QuotaExceeded):  # the key is full: refused alone, nothing written
-        asyncio.run(one_more())
+        asyncio.run(_admit_plain(committer, tight, "t4", admission))
     with db.read() as session:
         assert get_counters(session, tight_id).usage_count == 3
 
@@ -214,34 +224,8 @@ def test_a_plain_request_that_fails_its_insert_fails_alone(db: Database, make_ke
     ghost = replace(alive, id="00000000-0000-0000-0000-000000000000")
     committer = GroupCommit(db)
     admission = Admission(reservation_bytes=MB, max_attempts=1)
-    entered, gate = threading.Event(), threading.Event()
-
-    def hold(_session: Session) -> str:
-        entered.set()
-        gate.wait(timeout=30)
-        return "held"
-
-    def alone(key: AuthenticatedKey, options: JobOptions) -> Callable[[Session], str]:
-        def admit(session: Session) -> str:
-            return jobs.create_job(session, key, options, now=SYSTEM.now_ms(), admission=admission)
-
-        return admit
-
-    async def scenario() -> list[str | BaseException]:
-        held = asyncio.get_running_loop().run_in_executor(None, committer.run, key_id, hold)
-        assert await asyncio.to_thread(entered.wait, 30)
-        waiting = []
-        for key, name in ((alive, "a1"), (ghost, "g1"), (alive, "a2")):
-            options = JobOptions(url=f"https://media.example.com/{name}.mp4")
-            request = JobRequest(key, options, admission)
-            waiting.append(asyncio.ensure_future(committer.admit_job(request, SYSTEM, alone(key, options))))
-            while committer.waiting < len(waiting):
-                await asyncio.sleep(0.01)
-        gate.set()
-        assert await held == "held"
-        return list(await asyncio.gather(*waiting, return_exceptions=True))
-
-    a1, g1, a2 = asyncio.run(scenario())
+    requests = [(alive, "a1"), (ghost, "g1"), (alive, "a2")]
+    a1, g1, a2 = admitted_in_one_batch(committer, key_id, admission, requests)
     assert committer.batches == 2
     assert isinstance(a1, str) and isinstance(a2, str)
     assert isinstance(g1, Exception)
