@@ -17,6 +17,7 @@ from pathlib import Path
 
 from squall.errors import JobFailure
 from squall.pipeline.binaries import ffmpeg_path
+from squall.pipeline.exit_watch import ExitWatch
 from squall.pipeline.failures import DISK_FULL
 from squall.pipeline.probe import MediaInfo
 from squall.pipeline.spec import Cancelled, JobSpec, PipelineEvents
@@ -138,18 +139,15 @@ def run_ffmpeg(cmd: list[str], events: PipelineEvents, timeout_seconds: float) -
         )
         waited = 0.0
         try:
-            while True:
-                try:
-                    code = process.wait(timeout=0.2)
-                    break
-                except subprocess.TimeoutExpired:
+            with ExitWatch(process) as exits:
+                while (code := exits.wait(0.2)) is None:
                     waited += 0.2
                     if events.cancelled():
-                        raise Cancelled() from None
+                        raise Cancelled()
                     if waited > timeout_seconds:
                         raise JobFailure(
                             f"Processing took longer than {timeout_seconds:g} seconds and was stopped"
-                        ) from None
+                        )
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
