@@ -24,12 +24,32 @@ class MediaInfo:
         return min(self.width, self.height) if self.width and self.height else None
 
 
+# Demuxers whose header declares every stream with its codec, size and the duration (an MP4's
+# moov, Matroska's Tracks and Info). For these, reading packets to fill in stream details,
+# which FFmpeg does by default up to 5 MB (17 ms for a 720p H.264 file, twice a job), adds
+# nothing MediaInfo holds. Any other format, or a header that leaves a field open, is read
+# the usual way.
+HEADER_COMPLETE = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
+HEADER_ONLY = {"probesize": "32"}  # bytes of packets read for stream details (the minimum)
+
+
 def probe(path: Path) -> MediaInfo:
     try:
+        with av.open(str(path), container_options=HEADER_ONLY) as container:
+            if container.format.name in HEADER_COMPLETE:
+                quick = measure(container)
+                if is_complete(quick):
+                    return quick
         with av.open(str(path)) as container:
             return measure(container)
     except av.error.FFmpegError:
         raise JobFailure("The downloaded file is not a media file", outcome="Skipped") from None
+
+
+def is_complete(media: MediaInfo) -> bool:
+    has_stream = media.video_codec is not None or media.audio_codec is not None
+    sized = media.video_codec is None or bool(media.width and media.height)
+    return has_stream and sized and media.duration_seconds is not None
 
 
 def measure(container: av.container.InputContainer) -> MediaInfo:
