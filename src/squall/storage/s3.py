@@ -35,6 +35,7 @@ from squall.storage.base import CHUNK, ByteStream
 from squall.units import MB
 
 SINGLE_PUT_MAX = 64 * MB
+PART = 8 * MB
 PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 PUT_TOKEN = "squall-put"  # x-amz-meta-squall-put: which put() call wrote the object
@@ -117,8 +118,11 @@ class S3Storage:
             aws_secret_access_key=secret_access_key,
             config=config,
         )
+        # 8 MB parts (boto3's own default) spread a 200 MB file evenly over the 10 upload
+        # threads, where 16 MB parts left a second round of 3: 45-100 ms faster here
+        # (docs/BENCHMARKS.md). Beyond 10,000 parts (80 GB) boto3 makes the parts larger.
         self.transfer = transfer or TransferConfig(
-            multipart_threshold=SINGLE_PUT_MAX, multipart_chunksize=16 * MB
+            multipart_threshold=SINGLE_PUT_MAX, multipart_chunksize=PART
         )
 
     def put(self, source: Path, key: str, *, overwrite: bool) -> bool:
