@@ -3,7 +3,7 @@
 the same run: yt-dlp download + ``ffmpeg -c copy`` + copy (local) or ``upload_file`` (S3) of
 the result. Target: squall / bare <= 1.15, for local storage and for S3.
 
-    python -m bench.pipeline [--runs 3] [--rss-jobs 200] [--skip-s3] [--poll-seconds S]
+    python -m bench.pipeline [--runs 5] [--rss-jobs 200] [--skip-s3] [--poll-seconds S]
 
 Setup, once per run: FFmpeg (``ffmpeg_path()``, as Squall uses) generates the source (16 s of
 noisy 720p H.264 + AAC, ~12 MB/s) and a 2 s 320x180 clip into a temp dir, which
@@ -15,10 +15,16 @@ for it (``SQUALL_STORAGE=s3``, path addressing).
 
 The bare chain runs inside this process with yt-dlp already imported and its extractors
 warmed up, so it pays no interpreter start and no import: a strict baseline. One unmeasured
-warm-up job (the small clip) goes first on each side, so Squall's downloader forkserver is up
-and the bare chain's extractor patterns are compiled. Then squall and bare alternate
-``--runs`` times; each run is printed with its phases (Squall's from the job's own
-``*_duration_ms`` fields), and the ratio uses the medians.
+warm-up job (the measured job itself) goes first on each side, so Squall's downloader child
+is up and the bare chain's extractor patterns are compiled. Then squall and bare run
+``--runs`` times, squall first in odd runs and bare first in even ones, and each run deletes
+what both sides stored. This VM gives memory that stays free for ~2 s back to its host, and
+writing it again costs ~1 ms per MB (the first measured job alone used to pay that, up to
+200 ms), so before each measured job 1 GB is written and freed (``touch_free_memory``), and
+the job's files land in pages the VM holds. Each run is printed with its phases (Squall's
+from the job's own ``*_duration_ms`` fields and ``total_duration_ms``), and the ratio uses
+the medians: of 5 runs by default, as one job's S3 store varies by ±200 ms here on either
+side, and a median of 3 sometimes took two slow ones from the same side.
 
 Memory: the local server then runs ``--rss-jobs`` jobs of the small clip one after another
 (two in the queue at a time, so the single worker never idles), and the worker process's
@@ -40,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import shutil
 import statistics
 import subprocess
@@ -80,6 +87,7 @@ BUCKET = "squall-bench"
 OWN_BUCKET = "squall-bench-own"  # a key's own bucket, on the same server
 S3_CREDENTIALS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
 MB_FLOAT = 1024 * 1024
+TOUCH_MB = 1024  # more than a job writes: source, output and (bare chain) the stored copy
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -181,6 +189,7 @@ def generate(ffmpeg: str, target: Path, *, seconds: int, size: str, noise: bool)
 class Timed:
     wall_s: float
     phases_ms: dict[str, float] = field(default_factory=dict)
+    job_id: str | None = None  # Squall's side
 
 
 class Squall:
@@ -210,7 +219,8 @@ class Squall:
 
     def run(self, url: str, filename: str) -> Timed:
         started = time.perf_counter()
-        job = self.wait(self.submit(url, filename))
+        job_id = self.submit(url, filename)
+        job = self.wait(job_id)
         wall = time.perf_counter() - started
         phases = {
             "queue": float(job.get("queue_wait_ms") or 0),
@@ -218,8 +228,13 @@ class Squall:
             "mux": float(job.get("mux_duration_ms") or 0),
             "store": float(job.get("upload_duration_ms") or 0),
         }
-        phases["other"] = wall * 1000 - sum(phases.values())
-        return Timed(wall, phases)
+        in_job = float(job["total_duration_ms"])  # created_at -> finished_at, the job's own clock
+        phases["commits"] = in_job - sum(phases.values())  # claim, step and completion writes
+        phases["api"] = wall * 1000 - in_job  # POST round trip, and status polling noticing the end
+        return Timed(wall, phases, job_id)
+
+    def drop_file(self, job_id: str) -> None:
+        self.client.delete(f"/jobs/{job_id}/file").raise_for_status()
 
 
 class Bare:
@@ -258,6 +273,15 @@ class Bare:
 # --- the comparison -------------------------------------------------------------------------
 
 
+def touch_free_memory(mb: int = TOUCH_MB) -> None:
+    """Write ``mb`` MB and free them, just before a measured job: the files the job writes then
+    land in pages this VM holds. Its balloon returns memory free for ~2 s to the host, which
+    puts it back on first write at ~1 ms per MB: without this, a side paid that whenever the
+    job before it had taken the warm pages (docs/BENCHMARKS.md, "Pipeline, local")."""
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE  # every page faulted in now
+    mmap.mmap(-1, mb * 1024 * 1024, flags=flags).close()
+
+
 @dataclass
 class Compared:
     squall: list[Timed]
@@ -287,26 +311,39 @@ def compare(
     media: str,
     runs: int,
     store: Callable[[Path, str], None],
-    after_run: Callable[[str], None] | None = None,
+    after_run: Callable[[str, str | None], None] | None = None,
 ) -> Compared:
-    warm_squall = squall.run(f"{media}/{SMALL_NAME}", f"{label}-warmup")
-    warm_bare = bare.run(f"{media}/{SMALL_NAME}", f"{label}-warmup", store)
-    print(
-        f"warm-up (small clip, not counted): squall {warm_squall.wall_s:.3f} s  bare {warm_bare.wall_s:.3f} s"
-    )
+    source = f"{media}/{SOURCE_NAME}"
+    # The warm-up is the measured job itself, right before the runs: besides starting Squall's
+    # downloader child, it has each side write its files once, so that the first measured run
+    # does not alone pay the VM's first touch of that memory (see docs/BENCHMARKS.md: here
+    # memory freed for ~2 s goes back to the host, and writing it again costs ~1 ms per MB).
+    warm_squall = squall.run(source, f"{label}-warmup")
+    warm_bare = bare.run(source, f"{label}-warmup", store)
+    if after_run:
+        after_run(f"{label}-warmup", warm_squall.job_id)
+    print(f"warm-up (not counted): squall {warm_squall.wall_s:.3f} s  bare {warm_bare.wall_s:.3f} s")
     result = Compared([], [])
     for i in range(1, runs + 1):
         name = f"{label}-run-{i}"
-        result.squall.append(squall.run(f"{media}/{SOURCE_NAME}", name))
-        result.bare.append(bare.run(f"{media}/{SOURCE_NAME}", f"{name}-bare", store))
+        touch_free_memory()
+        squall_first = i % 2 == 1  # alternate, so neither side always follows the other
+        if squall_first:
+            result.squall.append(squall.run(source, name))
+        touch_free_memory()
+        result.bare.append(bare.run(source, f"{name}-bare", store))
+        if not squall_first:
+            touch_free_memory()
+            result.squall.append(squall.run(source, name))
         s, b = result.squall[-1], result.bare[-1]
         print(f"run {i}  squall {s.wall_s:6.3f} s  [ms: {_phases(s)}]")
         print(f"       bare   {b.wall_s:6.3f} s  [ms: {_phases(b)}]")
         if after_run:
-            after_run(name)
+            after_run(name, s.job_id)
     table = [("queue wait (worker poll)", "queue"), ("download (yt-dlp)", "download")]
     table += [("mux (ffmpeg -c copy; squall: + 2 probes)", "mux"), ("store", "store")]
-    table += [("other (API, claim, DB, status polling)", "other")]
+    table += [("commits (claim, steps, completion)", "commits")]
+    table += [("API (POST, polling noticing the end)", "api")]
     print(f"{label} medians, ms:".ljust(47) + "squall     bare")
     for title, key in table:
         sq = statistics.median(t.phases_ms.get(key, 0.0) for t in result.squall)
@@ -366,7 +403,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=3, help="measured jobs per side (alternating)")
+    parser.add_argument("--runs", type=int, default=5, help="measured jobs per side (alternating)")
     parser.add_argument("--rss-jobs", type=int, default=200, help="small jobs for the RSS check (0 skips)")
     parser.add_argument("--skip-s3", action="store_true", help="no S3 (moto_server) comparison")
     parser.add_argument("--source-seconds", type=int, default=16, help="source length (~12 MB per s)")
@@ -411,8 +448,14 @@ def main() -> int:
             def copy_to_storage(output: Path, key: str) -> None:
                 shutil.copyfile(output, bare_store / key)
 
-            def drop_bare_copy(name: str) -> None:
-                (bare_store / f"{name}-bare.mp4").unlink(missing_ok=True)
+            def drop_outputs(squall: Squall) -> Callable[[str, str | None], None]:
+                def drop(name: str, job_id: str | None) -> None:  # each run frees what it stored
+                    (bare_store / f"{name}-bare.mp4").unlink(missing_ok=True)
+                    (bare_store / f"{name}.mp4").unlink(missing_ok=True)  # the warm-up's
+                    if job_id:
+                        squall.drop_file(job_id)
+
+                return drop
 
             print("\n== local storage ==")
             with bench_env("sqlite") as env:
@@ -421,7 +464,7 @@ def main() -> int:
                     squall = Squall(base, key)
                     try:
                         local = compare(
-                            "local", squall, bare, media, args.runs, copy_to_storage, drop_bare_copy
+                            "local", squall, bare, media, args.runs, copy_to_storage, drop_outputs(squall)
                         )
                         if args.rss_jobs > 0:
                             print(f"\n== worker memory over {args.rss_jobs} small jobs ==")
@@ -465,8 +508,8 @@ def s3_phase(args: argparse.Namespace, bare: Bare, media: str, scratch: Path) ->
         def upload(output: Path, key: str) -> None:
             client.upload_file(str(output), BUCKET, f"bare/{key}")
 
-        def drop_objects(name: str) -> None:  # moto keeps objects in memory
-            for key in (f"{name}.mp4", f"bare/{name}-bare.mp4"):
+        def drop_objects(name: str, _job_id: str | None) -> None:  # moto keeps objects in memory
+            for key in (f"{name}.mp4", f"bare/{name}-bare.mp4", f"bare/{name}.mp4"):
                 client.delete_object(Bucket=BUCKET, Key=key)
 
         extra = _server_env(
