@@ -31,6 +31,7 @@ MADE = {
         "frag_keyframe+empty_moov",
     ],
     "audio.m4a": ["-vn", "-c:a", "aac"],
+    "transport-stream.mp4": ["-c:v", "libx264", "-c:a", "aac", "-shortest", "-f", "mpegts"],  # misnamed
 }
 HEADER_TRUSTED = {"tiny.mp4", "portrait.mp4", "silent.mp4", "index-at-end.mp4", "vorbis.webm", "h264.mkv",
                   "fragmented.mp4", "audio.m4a"}  # fmt: skip
@@ -72,8 +73,11 @@ def test_probe_says_what_a_full_probe_says(
 
     assert probing.probe(path) == expected
     assert expected.duration_seconds and (expected.audio_codec or expected.video_codec)
-    # A trusted header is read once; anything else is opened again and probed in full.
-    assert len(opened) == (1 if name in HEADER_TRUSTED else 2)
+    if name in HEADER_TRUSTED:  # read once, its header only
+        assert opened == [{"container_options": probing.HEADER_ONLY}]
+    else:  # probed in full; first opened for its header only when its name said MP4
+        assert opened[-1] == {}
+        assert len(opened) == (2 if name.endswith(".mp4") else 1)
 
 
 def test_an_mp4_header_is_enough_for_a_large_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

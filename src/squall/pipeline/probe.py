@@ -28,18 +28,20 @@ class MediaInfo:
 # moov, Matroska's Tracks and Info). For these, reading packets to fill in stream details,
 # which FFmpeg does by default up to 5 MB (17 ms for a 720p H.264 file, twice a job), adds
 # nothing MediaInfo holds. Any other format, or a header that leaves a field open, is read
-# the usual way.
+# the usual way; a name that promises neither family goes there at once.
 HEADER_COMPLETE = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
+HEADER_SUFFIXES = frozenset({".mp4", ".m4a", ".m4v", ".mov", ".3gp", ".mkv", ".mka", ".webm"})
 HEADER_ONLY = {"probesize": "32"}  # bytes of packets read for stream details (the minimum)
 
 
 def probe(path: Path) -> MediaInfo:
     try:
-        with av.open(str(path), container_options=HEADER_ONLY) as container:
-            if container.format.name in HEADER_COMPLETE:
-                quick = measure(container)
-                if is_complete(quick):
-                    return quick
+        if path.suffix.lower() in HEADER_SUFFIXES:
+            with av.open(str(path), container_options=HEADER_ONLY) as container:
+                if container.format.name in HEADER_COMPLETE:
+                    quick = measure(container)
+                    if is_complete(quick):
+                        return quick
         with av.open(str(path)) as container:
             return measure(container)
     except av.error.FFmpegError:
