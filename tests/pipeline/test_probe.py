@@ -96,6 +96,32 @@ def test_an_mp4_header_is_enough_for_a_large_file(tmp_path: Path, monkeypatch: p
     assert opened == [{"container_options": probing.HEADER_ONLY}]
 
 
+def test_a_header_without_a_duration_is_probed_in_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Matroska written to a pipe (as a live recording is) cannot go back to note its length."""
+    path = tmp_path / "streamed.mkv"
+    command = [
+        ffmpeg_path(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        *SOURCES,
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+    ]
+    with path.open("wb") as out:
+        subprocess.run([*command, "-shortest", "-f", "matroska", "pipe:1"], stdout=out, check=True)
+    expected = full_probe(path)
+    opened = counting_opens(monkeypatch)
+
+    assert probing.probe(path) == expected
+    assert expected.video_codec == "h264" and expected.duration_seconds is None
+    assert opened == [{"container_options": probing.HEADER_ONLY}, {}]
+
+
 def test_a_file_that_is_not_media_is_skipped(media_dir: Path) -> None:
     with pytest.raises(JobFailure) as failed:
         probing.probe(media_dir / "page.html")

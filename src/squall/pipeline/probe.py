@@ -27,8 +27,11 @@ class MediaInfo:
 # Demuxers whose header declares every stream with its codec, size and the duration (an MP4's
 # moov, Matroska's Tracks and Info). For these, reading packets to fill in stream details,
 # which FFmpeg does by default up to 5 MB (17 ms for a 720p H.264 file, twice a job), adds
-# nothing MediaInfo holds. Any other format, or a header that leaves a field open, is read
-# the usual way; a name that promises neither family goes there at once.
+# nothing MediaInfo holds: with the smallest probe size FFmpeg still reads one packet and
+# the codecs' own configuration from the header. Any other format, or a header that leaves
+# a field open, is read the usual way; a name that promises neither family goes there at once.
+# (A mislabelled stream, AC-3 in the header and E-AC-3 in the packets, may keep its header's
+# name here; both choose the same processing.)
 HEADER_COMPLETE = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
 HEADER_SUFFIXES = frozenset({".mp4", ".m4a", ".m4v", ".mov", ".3gp", ".mkv", ".mka", ".webm"})
 HEADER_ONLY = {"probesize": "32"}  # bytes of packets read for stream details (the minimum)
