@@ -118,9 +118,10 @@ class S3Storage:
             aws_secret_access_key=secret_access_key,
             config=config,
         )
-        # 8 MB parts (boto3's own default) spread a 200 MB file evenly over the 10 upload
-        # threads, where 16 MB parts left a second round of 3: 45-100 ms faster here
-        # (docs/BENCHMARKS.md). Beyond 10,000 parts (80 GB) boto3 makes the parts larger.
+        # 8 MB parts, boto3's own default: a 200 MB upload's last round is shorter (25 parts on
+        # 10 threads, 10/10/5, against 13 of 16 MB, 10/3), 45-100 ms sooner against moto_server
+        # (docs/BENCHMARKS.md, "Pipeline"). download_file reads in ranges of the same size.
+        # Past 10,000 parts (80 GB) boto3 makes the parts larger.
         self.transfer = transfer or TransferConfig(
             multipart_threshold=SINGLE_PUT_MAX, multipart_chunksize=PART
         )
