@@ -3,7 +3,7 @@
 the same run: yt-dlp download + ``ffmpeg -c copy`` + copy (local) or ``upload_file`` (S3) of
 the result. Target: squall / bare <= 1.15, for local storage and for S3.
 
-    python -m bench.pipeline [--runs 5] [--rss-jobs 200] [--skip-s3] [--poll-seconds S]
+    python -m bench.pipeline [--runs 6] [--rss-jobs 200] [--skip-s3] [--poll-seconds S]
 
 Setup, once per run: FFmpeg (``ffmpeg_path()``, as Squall uses) generates the source (16 s of
 noisy 720p H.264 + AAC, ~12 MB/s) and a 2 s 320x180 clip into a temp dir, which
@@ -17,14 +17,15 @@ The bare chain runs inside this process with yt-dlp already imported and its ext
 warmed up, so it pays no interpreter start and no import: a strict baseline. One unmeasured
 warm-up job (the measured job itself) goes first on each side, so Squall's downloader child
 is up and the bare chain's extractor patterns are compiled. Then squall and bare run
-``--runs`` times, squall first in odd runs and bare first in even ones, and each run deletes
-what both sides stored. This VM gives memory that stays free for ~2 s back to its host, and
+``--runs`` times in ABBA order (squall first in runs 1, 4, 5, …), and each run deletes what
+both sides stored. This VM gives memory that stays free for ~2 s back to its host, and
 writing it again costs ~1 ms per MB (the first measured job alone used to pay that, up to
-200 ms), so before each measured job 1 GB is written and freed (``touch_free_memory``), and
-the job's files land in pages the VM holds. Each run is printed with its phases (Squall's
-from the job's own ``*_duration_ms`` fields and ``total_duration_ms``), and the ratio uses
-the medians: of 5 runs by default, as one job's S3 store varies by ±200 ms here on either
-side, and a median of 3 sometimes took two slow ones from the same side.
+200 ms), so before each measured job 1 GB (at least four times the source) is written and freed
+(``touch_free_memory``), and the job's files land in pages the VM holds. Each run is printed
+with its phases (Squall's from the job's own ``*_duration_ms`` fields and
+``total_duration_ms``), and the ratio uses the medians: of 6 runs by default, as one job's
+S3 store varies by ±200 ms here on either side, and a median of 3 sometimes took two slow
+ones from the same side.
 
 Memory: the local server then runs ``--rss-jobs`` jobs of the small clip one after another
 (two in the queue at a time, so the single worker never idles), and the worker process's
@@ -87,7 +88,7 @@ BUCKET = "squall-bench"
 OWN_BUCKET = "squall-bench-own"  # a key's own bucket, on the same server
 S3_CREDENTIALS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
 MB_FLOAT = 1024 * 1024
-TOUCH_MB = 1024  # more than a job writes: source, output and (bare chain) the stored copy
+TOUCH_MB = 1024  # more than a job writes (source, output, the bare chain's copy); set from the source
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -273,13 +274,13 @@ class Bare:
 # --- the comparison -------------------------------------------------------------------------
 
 
-def touch_free_memory(mb: int = TOUCH_MB) -> None:
-    """Write ``mb`` MB and free them, just before a measured job: the files the job writes then
-    land in pages this VM holds. Its balloon returns memory free for ~2 s to the host, which
-    puts it back on first write at ~1 ms per MB: without this, a side paid that whenever the
-    job before it had taken the warm pages (docs/BENCHMARKS.md, "Pipeline, local")."""
+def touch_free_memory() -> None:
+    """Write ``TOUCH_MB`` MB and free them, just before a measured job: the files the job
+    writes then land in pages this VM holds. Its balloon returns memory free for ~2 s to the
+    host, which gives it back on first write at ~1 ms per MB: without this, a side paid that
+    whenever the job before it had taken the warm pages (docs/BENCHMARKS.md, "Pipeline")."""
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE  # every page faulted in now
-    mmap.mmap(-1, mb * 1024 * 1024, flags=flags).close()
+    mmap.mmap(-1, TOUCH_MB * 1024 * 1024, flags=flags).close()
 
 
 @dataclass
@@ -314,10 +315,8 @@ def compare(
     after_run: Callable[[str, str | None], None] | None = None,
 ) -> Compared:
     source = f"{media}/{SOURCE_NAME}"
-    # The warm-up is the measured job itself, right before the runs: besides starting Squall's
-    # downloader child, it has each side write its files once, so that the first measured run
-    # does not alone pay the VM's first touch of that memory (see docs/BENCHMARKS.md: here
-    # memory freed for ~2 s goes back to the host, and writing it again costs ~1 ms per MB).
+    # The warm-up is the measured job itself (Squall's downloader child starts, yt-dlp's
+    # patterns compile); what each measured job writes lands in memory touched just before.
     warm_squall = squall.run(source, f"{label}-warmup")
     warm_bare = bare.run(source, f"{label}-warmup", store)
     if after_run:
@@ -326,15 +325,19 @@ def compare(
     result = Compared([], [])
     for i in range(1, runs + 1):
         name = f"{label}-run-{i}"
-        touch_free_memory()
-        squall_first = i % 2 == 1  # alternate, so neither side always follows the other
-        if squall_first:
-            result.squall.append(squall.run(source, name))
-        touch_free_memory()
-        result.bare.append(bare.run(source, f"{name}-bare", store))
-        if not squall_first:
+
+        def squall_side(name: str = name) -> None:
             touch_free_memory()
             result.squall.append(squall.run(source, name))
+
+        def bare_side(name: str = name) -> None:
+            touch_free_memory()
+            result.bare.append(bare.run(source, f"{name}-bare", store))
+
+        # ABBA: squall first in runs 1, 4, 5, 8, …, so neither side mostly follows the other
+        sides = (squall_side, bare_side) if i % 4 in (0, 1) else (bare_side, squall_side)
+        for side in sides:
+            side()
         s, b = result.squall[-1], result.bare[-1]
         print(f"run {i}  squall {s.wall_s:6.3f} s  [ms: {_phases(s)}]")
         print(f"       bare   {b.wall_s:6.3f} s  [ms: {_phases(b)}]")
@@ -403,7 +406,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=5, help="measured jobs per side (alternating)")
+    parser.add_argument("--runs", type=int, default=6, help="measured jobs per side (alternating)")
     parser.add_argument("--rss-jobs", type=int, default=200, help="small jobs for the RSS check (0 skips)")
     parser.add_argument("--skip-s3", action="store_true", help="no S3 (moto_server) comparison")
     parser.add_argument("--source-seconds", type=int, default=16, help="source length (~12 MB per s)")
@@ -436,6 +439,8 @@ def main() -> int:
         media_dir.mkdir()
         bare_store.mkdir()
         generate(ffmpeg, media_dir / SOURCE_NAME, seconds=args.source_seconds, size="1280x720", noise=True)
+        global TOUCH_MB
+        TOUCH_MB = max(TOUCH_MB, 4 * int((media_dir / SOURCE_NAME).stat().st_size / MB_FLOAT))
         generate(ffmpeg, media_dir / SMALL_NAME, seconds=2, size="320x180", noise=False)
         bare = Bare(ffmpeg, scratch / "bare-work")
 
@@ -545,7 +550,9 @@ def byo_phase(operator: Squall, own: Squall, endpoint: str, media: str, runs: in
     own.run(f"{media}/{SMALL_NAME}", "byo-warmup")  # opens the key's client once
     result = Compared([], [])
     for i in range(1, runs + 1):
+        touch_free_memory()
         result.squall.append(own.run(f"{media}/{SOURCE_NAME}", f"byo-run-{i}"))
+        touch_free_memory()
         result.bare.append(operator.run(f"{media}/{SOURCE_NAME}", f"op-run-{i}"))
         print(
             f"run {i}  own bucket {result.squall[-1].wall_s:6.3f} s   operator's {result.bare[-1].wall_s:6.3f} s"
