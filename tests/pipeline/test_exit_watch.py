@@ -5,6 +5,7 @@ and reaps a child that is cancelled or runs too long."""
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 from typing import Any
@@ -55,6 +56,22 @@ def test_the_exit_code_once_ended_and_none_while_running(
         assert watch.wait(30) == 3
         assert ended.returncode == 3  # reaped: no zombie left behind
     assert watch._pidfd is None  # closed with the watch
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="this platform has no pidfd (Linux only)")
+def test_an_error_on_the_pidfd_falls_back_to_popen_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    class ErrorPoll:
+        def register(self, fd: int, events: int) -> None:
+            pass
+
+        def poll(self, timeout_ms: float) -> list[tuple[int, int]]:
+            return [(0, select.POLLERR)]
+
+    monkeypatch.setattr(select, "poll", ErrorPoll)
+    with subprocess.Popen(ENDS_WITH_3) as ended, ExitWatch(ended) as watch:
+        assert watch._pidfd is not None
+        assert watch.wait(30) == 3
+        assert watch._pidfd is None  # closed: Popen's own wait answered
 
 
 class Events:

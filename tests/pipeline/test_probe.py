@@ -16,22 +16,15 @@ from squall.pipeline.binaries import ffmpeg_path
 
 LIBRARY_FILES = ["tiny.mp4", "portrait.mp4", "silent.mp4", "index-at-end.mp4", "tone.mp3", "vorbis.webm"]
 SOURCES = ["-f", "lavfi", "-i", "testsrc=size=320x180:duration=2", "-f", "lavfi", "-i", "sine=duration=2"]
+AV = ["-c:v", "libx264", "-c:a", "aac", "-shortest"]
 # name -> FFmpeg output options: containers the library lacks, and an MP4 whose header holds no samples
 MADE = {
-    "h264.mkv": ["-c:v", "libx264", "-c:a", "aac", "-shortest"],
-    "h264.ts": ["-c:v", "libx264", "-c:a", "aac", "-shortest"],
-    "h264.flv": ["-c:v", "libx264", "-c:a", "aac", "-shortest"],
-    "fragmented.mp4": [
-        "-c:v",
-        "libx264",
-        "-c:a",
-        "aac",
-        "-shortest",
-        "-movflags",
-        "frag_keyframe+empty_moov",
-    ],
+    "h264.mkv": AV,
+    "h264.ts": AV,
+    "h264.flv": AV,
+    "fragmented.mp4": [*AV, "-movflags", "frag_keyframe+empty_moov"],
     "audio.m4a": ["-vn", "-c:a", "aac"],
-    "transport-stream.mp4": ["-c:v", "libx264", "-c:a", "aac", "-shortest", "-f", "mpegts"],  # misnamed
+    "transport-stream.mp4": [*AV, "-f", "mpegts"],  # misnamed
 }
 HEADER_TRUSTED = {"tiny.mp4", "portrait.mp4", "silent.mp4", "index-at-end.mp4", "vorbis.webm", "h264.mkv",
                   "fragmented.mp4", "audio.m4a"}  # fmt: skip
@@ -101,19 +94,9 @@ def test_a_header_without_a_duration_is_probed_in_full(
 ) -> None:
     """Matroska written to a pipe (as a live recording is) cannot go back to note its length."""
     path = tmp_path / "streamed.mkv"
-    command = [
-        ffmpeg_path(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        *SOURCES,
-        "-c:v",
-        "libx264",
-        "-c:a",
-        "aac",
-    ]
+    command = [ffmpeg_path(), "-hide_banner", "-loglevel", "error", *SOURCES, *AV]
     with path.open("wb") as out:
-        subprocess.run([*command, "-shortest", "-f", "matroska", "pipe:1"], stdout=out, check=True)
+        subprocess.run([*command, "-f", "matroska", "pipe:1"], stdout=out, check=True)
     expected = full_probe(path)
     opened = counting_opens(monkeypatch)
 

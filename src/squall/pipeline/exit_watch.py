@@ -31,9 +31,13 @@ class ExitWatch:
                 return None
         readable = select.poll()
         readable.register(self._pidfd, select.POLLIN)
-        if any(events & select.POLLIN for _, events in readable.poll(timeout * 1000)):
+        ready = readable.poll(timeout * 1000)
+        if not ready:
+            return None
+        if any(events & select.POLLIN for _, events in ready):
             return self.process.wait()  # it has ended: this only reaps it
-        return self.process.poll()  # nothing, or an error on the pidfd: ask without waiting
+        self.close()  # an error on the pidfd (never seen): Popen's own wait from here on
+        return self.wait(timeout)
 
     def close(self) -> None:
         if self._pidfd is not None:
