@@ -158,13 +158,18 @@ def assert_books_clean(bed: HostBed, engine: Engine, key_id: str, job_ids: list[
     assert uploaded == stored > 0
 
 
-def completions(bed: HostBed, job_ids: list[str]) -> Counter[str]:
-    """How many worker hosts' logs say each of these jobs completed, and by whom."""
-    per_host = bed.completed_by_host()
-    total: Counter[str] = Counter()
-    for counts in per_host.values():
-        total.update({job: n for job, n in counts.items() if job in job_ids})
-    return total
+def completions(bed: HostBed, job_ids: list[str], settle_seconds: float = 10.0) -> Counter[str]:
+    """How many times the worker hosts' logs say each of these jobs completed. A worker logs
+    the completion just after committing it (and deleting any leftovers), so a job the
+    database already shows as completed may reach its log a moment later: wait for that."""
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        total: Counter[str] = Counter()
+        for counts in bed.completed_by_host().values():
+            total.update({job: n for job, n in counts.items() if job in job_ids})
+        if set(total) >= set(job_ids) or time.monotonic() > deadline:
+            return total
+        time.sleep(0.2)
 
 
 def test_jobs_through_both_api_hosts_complete_once_across_the_worker_hosts(
