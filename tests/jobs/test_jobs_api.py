@@ -5,6 +5,7 @@ from fastapi.testclient import TestClient
 
 from squall.app import create_app
 from squall.db import Database
+from squall.keys.storage_service import StoragePicker
 from squall.settings import Settings
 from squall.storage.local import LocalStorage
 from tests.support.helpers import KeyFactory, refused_as_private
@@ -27,6 +28,21 @@ def test_new_job_is_pending_with_millisecond_timestamps(client: TestClient, api_
     assert job["folder"] == "shows/a" and job["filename"] == "clip" and job["priority"] == 5
     assert isinstance(job["created_at"], int) and job["created_at"] > 1_600_000_000_000
     assert job["finished_at"] is None
+
+
+def test_polling_a_job_without_output_does_not_look_up_its_bucket(
+    client: TestClient, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients poll GET /jobs/{id} while a job runs: only a completed job's links need the
+    bucket (a query, and for a key's own bucket, opening its client)."""
+
+    def no_lookup(*args: object) -> None:
+        raise AssertionError("the job's bucket was looked up for a job without an output")
+
+    monkeypatch.setattr(StoragePicker, "for_job_or_none", no_lookup)
+    job_id = submit(client, api_key)
+    job = client.get(f"/jobs/{job_id}", headers={"x-api-key": api_key})
+    assert job.status_code == 200 and job.json()["status"] == "Pending"
 
 
 def test_list_is_newest_first_with_paging_and_filters(client: TestClient, api_key: str) -> None:

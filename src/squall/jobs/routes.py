@@ -66,8 +66,8 @@ def get_job(
     request: Request,
 ) -> dict[str, Any]:  # fmt: skip
     job = service.get_job(tx.session, key.id, job_id)
-    links = job_links(job, picker.for_job_or_none(tx.session, job.id), public_url=settings.public_url, secret=settings.resolved_secret_key(),
-                      now_s=clock.now_ms() // 1000)  # fmt: skip
+    links = job_links(job, lambda: picker.for_job_or_none(tx.session, job.id), public_url=settings.public_url,
+                      secret=settings.resolved_secret_key(), now_s=clock.now_ms() // 1000)  # fmt: skip
     webhook_status: WebhookStatus = request.app.state.webhook_status
     return job_detail(job, links=links, webhook=webhook_status(tx.session, job.id))
 

@@ -3,6 +3,7 @@ only when they mean something."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from squall.jobs.models import ENDED_WITHOUT_OUTPUT, Job, JobStatus
@@ -33,13 +34,15 @@ def object_link(job_id: str, key: str, *, public_url: str, secret: str, now_s: i
 
 
 def job_links(
-    job: Job, storage: Storage | None, *, public_url: str, secret: str, now_s: int
+    job: Job, storage_of: Callable[[], Storage | None], *, public_url: str, secret: str, now_s: int
 ) -> dict[str, str]:
     """Links to a completed job's objects: ``download_url``, ``subtitle_url`` and
     ``thumbnail_url`` through Squall; ``s3_url`` straight from the bucket where the backend
-    can presign one (unmetered by Squall), else the same as ``download_url``."""
+    can presign one (unmetered by Squall), else the same as ``download_url``. ``storage_of``
+    looks the bucket up, only for a job with an output: a poll of a running job skips it."""
     if job.status != JobStatus.COMPLETED:
         return {}
+    storage = storage_of() if job.output_key else None
     links = {}
     for field, key in (
         ("download_url", job.output_key),
