@@ -26,7 +26,9 @@ T0 = 1_900_000_000_000
 
 def deliveries(db: Database) -> list[tuple[str, str]]:
     with db.read() as session:
-        return [(row.event, row.payload) for row in session.execute(select(WebhookDelivery)).scalars()]
+        # In insertion order (seq): without an ORDER BY, PostgreSQL may return rows in any order.
+        rows = session.execute(select(WebhookDelivery).order_by(WebhookDelivery.seq)).scalars()
+        return [(row.event, row.payload) for row in rows]
 
 
 def completed(key_id: str, *, hook: Hook | None, batch_id: str | None = None) -> JobEnded:
