@@ -82,7 +82,12 @@ def normalized(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
     return response.status_code, headers, body
 
 
-@pytest.mark.parametrize("request_headers", CASES, ids=lambda h: " ".join(h.values())[:40] or "whole")
+each_case = pytest.mark.parametrize(
+    "request_headers", CASES, ids=lambda h: " ".join(h.values())[:40] or "whole"
+)
+
+
+@each_case
 def test_ranged_reads_answer_as_the_file_response_does(
     both: TestClient, request_headers: dict[str, str]
 ) -> None:
@@ -92,7 +97,7 @@ def test_ranged_reads_answer_as_the_file_response_does(
     assert int(streamed.headers.get("content-length", len(streamed.content))) == len(streamed.content)
 
 
-@pytest.mark.parametrize("request_headers", CASES, ids=lambda h: " ".join(h.values())[:40] or "whole")
+@each_case
 def test_a_head_answers_as_the_file_response_and_the_get_do(
     both: TestClient, request_headers: dict[str, str]
 ) -> None:

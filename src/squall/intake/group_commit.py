@@ -13,8 +13,8 @@ its own.
 
 Plain single-job requests (``admit_job``: one job, no Idempotency-Key, no bucket of the
 request's own, not a feed) are admitted together before the others, with one statement per
-table for all of them (``jobs.admission.admit_together``) instead of a savepoint and a
-handful of statements each. A key whose counters cannot take all of its plain requests at
+table for all of them (``jobs.admission``: ``stage_together``, then ``take_reservations``)
+instead of a savepoint and a handful of statements each. A key whose counters cannot take all of its plain requests at
 once has them admitted one at a time afterwards, each refused alone as any request is.
 
 Requests hand their work over from the event loop (``admit``) or from any thread (``run``)

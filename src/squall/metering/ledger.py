@@ -55,21 +55,27 @@ class Usage:
     dimension: str = ""
 
 
+def dedupe_key(prefix: str, metric: str, dimension: str) -> str:
+    """What makes an event the same event twice (a retried write appends nothing)."""
+    return f"{prefix}:{metric}:{dimension}"
+
+
 @lru_cache
-def _statements(dialect: str) -> tuple[Insert, Insert]:
-    """The ledger insert and the rollup upsert for a dialect, built once (hot path)."""
+def _statements(dialect: str) -> tuple[Insert, Insert, Insert]:
+    """For a dialect, built once (hot path): the ledger insert, returning a new row's id; the
+    same without RETURNING, for one multi-row insert of events that cannot be there yet (the
+    conflict clause stays, so a mistake skips a row rather than failing); the rollup upsert."""
     module: Any = postgresql if dialect == "postgresql" else sqlite
     events = table_of(UsageEvent)
-    append = (
-        module.insert(events).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(events.c.id)
-    )
+    append_new = module.insert(events).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    append = append_new.returning(events.c.id)
     rollups = table_of(DailyRollup)
     upsert = module.insert(rollups)
     upsert = upsert.on_conflict_do_update(
         index_elements=["key_id", "day", "metric", "dimension"],
         set_={"quantity": rollups.c.quantity + upsert.excluded.quantity},
     )
-    return append, upsert
+    return append, append_new, upsert
 
 
 def record(
@@ -86,7 +92,7 @@ def record(
     (metric, dimension)."""
     day = utc_day(at_ms)
     connection = session.connection()
-    append, upsert = _statements(connection.dialect.name)
+    append, _, upsert = _statements(connection.dialect.name)
     written: dict[tuple[str, str], str] = {}
     for event in events:
         row = {
@@ -100,7 +106,7 @@ def record(
         appended = connection.execute(
             append,
             {**row, "id": event_id, "job_id": job_id, "occurred_at": at_ms,
-             "dedupe_key": f"{dedupe_prefix}:{event.metric}:{event.dimension}"},
+             "dedupe_key": dedupe_key(dedupe_prefix, event.metric, event.dimension)},
         ).first()  # fmt: skip
         if appended is None:
             continue
@@ -111,15 +117,6 @@ def record(
 
         months.seal_due(session, key_id, day)
     return written
-
-
-@lru_cache
-def _append_new(dialect: str) -> Insert:
-    """The ledger insert for events that cannot be there yet (no RETURNING: one multi-row
-    insert). The conflict clause stays, so a mistake skips a row rather than failing."""
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    append: Insert = module.insert(table_of(UsageEvent)).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return append
 
 
 def record_jobs_created(session: Session, jobs: list[tuple[str, str]], *, at_ms: int) -> None:
@@ -141,10 +138,10 @@ def append_jobs_created(session: Session, jobs: list[tuple[str, str]], *, at_ms:
     connection = session.connection()
     events = [
         {"id": new_id(), "key_id": key_id, "job_id": job_id, "metric": JOBS_CREATED, "dimension": "",
-         "quantity": 1, "day": day, "occurred_at": at_ms, "dedupe_key": f"{job_id}:{JOBS_CREATED}:"}
+         "quantity": 1, "day": day, "occurred_at": at_ms, "dedupe_key": dedupe_key(job_id, JOBS_CREATED, "")}
         for key_id, job_id in jobs
     ]  # fmt: skip
-    connection.execute(_append_new(connection.dialect.name), events)
+    connection.execute(_statements(connection.dialect.name)[1], events)
 
 
 def roll_up_jobs_created(session: Session, per_key: dict[str, int], *, at_ms: int) -> None:
@@ -153,7 +150,7 @@ def roll_up_jobs_created(session: Session, per_key: dict[str, int], *, at_ms: in
         return
     day = utc_day(at_ms)
     connection = session.connection()
-    _, upsert = _statements(connection.dialect.name)
+    *_, upsert = _statements(connection.dialect.name)
     connection.execute(upsert, [
         {"key_id": key_id, "day": day, "metric": JOBS_CREATED, "dimension": "", "quantity": count}
         for key_id, count in sorted(per_key.items())
